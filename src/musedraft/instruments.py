@@ -1,0 +1,164 @@
+"""Instruments: General MIDI programs, their playable ranges and the register a part sits in.
+
+Shared by the request parser (names → programs), the sampler (range masks), the harmony checker
+(out-of-range rule) and the exporter (track names). GM names come from pretty_midi's table; the
+ranges are ours (standard orchestration ranges, sounding pitch, MIDI numbers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from musedraft.errors import RequestError
+
+__all__ = ["Instrument", "INSTRUMENTS", "REGISTERS", "get_instrument", "register_of", "instrument_names"]
+
+
+@dataclass(frozen=True)
+class Instrument:
+    name: str  # the name musicians use and the track name we export
+    program: int  # General MIDI program, 0-127
+    low: int  # lowest sounding MIDI pitch a player is comfortable with
+    high: int  # highest sounding MIDI pitch
+
+    @property
+    def middle(self) -> int:
+        """The centre of the range: where a line for this instrument naturally sits."""
+        return (self.low + self.high) // 2
+
+    @property
+    def register(self) -> str:
+        return register_of(self.middle)
+
+
+# (name, program, low, high). Aliases below map everyday names onto these.
+_TABLE = [
+    ("piano", 0, 21, 108),
+    ("harpsichord", 6, 29, 89),
+    ("celesta", 8, 60, 108),
+    ("glockenspiel", 9, 79, 108),
+    ("music box", 10, 60, 96),
+    ("vibraphone", 11, 53, 89),
+    ("marimba", 12, 45, 96),
+    ("organ", 19, 36, 96),
+    ("accordion", 21, 53, 89),
+    ("harmonica", 22, 60, 96),
+    ("acoustic guitar", 24, 40, 83),
+    ("electric guitar", 27, 40, 86),
+    ("acoustic bass", 32, 28, 55),
+    ("electric bass", 33, 28, 60),
+    ("violin", 40, 55, 100),
+    ("viola", 41, 48, 88),
+    ("cello", 42, 36, 76),
+    ("contrabass", 43, 28, 60),
+    ("harp", 46, 24, 103),
+    ("timpani", 47, 40, 57),
+    ("strings", 48, 36, 96),
+    ("pizzicato strings", 45, 36, 91),
+    ("choir", 52, 40, 81),
+    ("soprano", 52, 60, 81),
+    ("alto", 53, 53, 74),
+    ("tenor", 52, 48, 69),
+    ("bass voice", 53, 40, 64),
+    ("trumpet", 56, 54, 84),
+    ("trombone", 57, 40, 72),
+    ("tuba", 58, 28, 58),
+    ("french horn", 60, 41, 77),
+    ("brass section", 61, 40, 84),
+    ("soprano sax", 64, 56, 87),
+    ("alto sax", 65, 49, 80),
+    ("tenor sax", 66, 44, 75),
+    ("baritone sax", 67, 36, 68),
+    ("oboe", 68, 58, 91),
+    ("english horn", 69, 52, 81),
+    ("bassoon", 70, 34, 75),
+    ("clarinet", 71, 50, 94),
+    ("piccolo", 72, 74, 108),
+    ("flute", 73, 60, 96),
+    ("recorder", 74, 72, 98),
+    ("pan flute", 75, 60, 96),
+    ("shakuhachi", 77, 60, 88),
+    ("ocarina", 79, 60, 84),
+    ("synth lead", 80, 48, 96),
+    ("synth pad", 88, 36, 96),
+    ("sitar", 104, 48, 84),
+    ("koto", 107, 48, 91),
+    ("kalimba", 108, 60, 88),
+    ("bagpipe", 109, 55, 81),
+    ("fiddle", 110, 55, 100),
+]
+
+_ALIASES = {
+    "grand piano": "piano",
+    "acoustic grand piano": "piano",
+    "guitar": "acoustic guitar",
+    "nylon guitar": "acoustic guitar",
+    "bass": "contrabass",
+    "double bass": "contrabass",
+    "string bass": "contrabass",
+    "horn": "french horn",
+    "string ensemble": "strings",
+    "voice": "choir",
+    "cor anglais": "english horn",
+    "glock": "glockenspiel",
+    "pad": "synth pad",
+    "lead": "synth lead",
+    "saxophone": "alto sax",
+    "sax": "alto sax",
+}
+
+INSTRUMENTS: dict[str, Instrument] = {name: Instrument(name, prog, lo, hi) for name, prog, lo, hi in _TABLE}
+
+# Registers name where a part sits, by the median pitch of its notes: the model is told the register
+# of each track rather than its instrument, so a flute line and a soprano line share what the corpus
+# taught about high parts, and instruments never seen in training (harp, synth pad) still work.
+REGISTERS: tuple[tuple[str, int], ...] = (  # (name, lowest median pitch that belongs to it)
+    ("bass", 0),
+    ("tenor", 54),
+    ("alto", 61),
+    ("soprano", 67),
+    ("high", 77),
+)
+
+
+def register_of(median_pitch: float) -> str:
+    """The register of a part whose notes centre on `median_pitch`.
+
+    >>> register_of(72), register_of(48), register_of(64)
+    ('soprano', 'bass', 'alto')
+    """
+    name = REGISTERS[0][0]
+    for reg, low in REGISTERS:
+        if median_pitch >= low:
+            name = reg
+    return name
+
+
+def instrument_names() -> list[str]:
+    return sorted(INSTRUMENTS)
+
+
+def get_instrument(name_or_program: str | int) -> Instrument:
+    """Look an instrument up by everyday name ('violin', 'horn') or GM program number.
+
+    A program we have no range for gets the GM name and a generous two-octave-and-a-half range
+    around middle C, so any of the 128 programs can be requested.
+    """
+    if isinstance(name_or_program, int):
+        if not 0 <= name_or_program <= 127:
+            raise RequestError(f"GM program {name_or_program} is outside 0-127.")
+        for inst in INSTRUMENTS.values():
+            if inst.program == name_or_program:
+                return inst
+        import pretty_midi  # noqa: PLC0415  (GM names only needed for uncommon programs)
+
+        gm_name = pretty_midi.program_to_instrument_name(name_or_program).lower()
+        return Instrument(gm_name, name_or_program, 48, 84)
+    key = str(name_or_program).strip().lower().replace("_", " ")
+    key = _ALIASES.get(key, key)
+    if key in INSTRUMENTS:
+        return INSTRUMENTS[key]
+    raise RequestError(
+        f"Unknown instrument {name_or_program!r}. Use a GM program number (0-127) or one of: "
+        + ", ".join(instrument_names())
+    )

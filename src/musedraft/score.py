@@ -1,0 +1,143 @@
+"""The hub: every stage reads and writes a symusic `Score`; this module loads, checks and inspects it.
+
+MIDI from users is untrusted, so `load_midi` validates before anything else touches the data:
+bad bytes become `InvalidMidiError` with a message, never a crash deep inside a parser.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from symusic import Score
+
+from musedraft.errors import InvalidMidiError
+
+__all__ = [
+    "Score",
+    "MidiLimits",
+    "load_midi",
+    "ticks_per_bar",
+    "bar_count",
+    "time_signature",
+    "tempo_bpm",
+    "notes_array",
+    "NOTE_DTYPE",
+]
+
+NOTE_DTYPE = np.dtype(
+    [("track", "i4"), ("start", "i8"), ("end", "i8"), ("pitch", "i4"), ("velocity", "i4")]
+)
+
+
+class MidiLimits:
+    """Bounds that keep a hostile file from eating the machine (all generous for real music)."""
+
+    max_bytes = 32 * 1024 * 1024
+    max_tracks = 256
+    max_notes = 2_000_000
+    max_hours = 6.0
+
+
+def load_midi(source: str | os.PathLike | bytes) -> Score:
+    """Read a MIDI file (path or bytes) into a Score, or raise InvalidMidiError saying why.
+
+    Zero-length notes are dropped (DAWs sometimes leave them); a file left with no pitched notes
+    is refused because there is nothing to continue, check or repair.
+    """
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    if isinstance(source, bytes):
+        data = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidMidiError(f"{path}: no such file.")
+        if path.stat().st_size > MidiLimits.max_bytes:
+            raise InvalidMidiError(f"{path}: larger than {MidiLimits.max_bytes >> 20} MB; not a MIDI file we accept.")
+        data = path.read_bytes()
+    if len(data) < 14 or data[:4] != b"MThd":
+        raise InvalidMidiError(f"{name}: not a Standard MIDI File (it must start with the 'MThd' header).")
+    if len(data) > MidiLimits.max_bytes:
+        raise InvalidMidiError(f"{name}: larger than {MidiLimits.max_bytes >> 20} MB.")
+    declared_tracks = int.from_bytes(data[10:12], "big")
+    if declared_tracks > MidiLimits.max_tracks:
+        raise InvalidMidiError(f"{name}: declares {declared_tracks} tracks; at most {MidiLimits.max_tracks} are accepted.")
+    try:
+        score = Score.from_midi(data)
+    except Exception as exc:  # symusic raises bare RuntimeError/ValueError on corrupt data
+        raise InvalidMidiError(f"{name}: unreadable MIDI ({exc}). Re-export it from your DAW or notation program.") from None
+    return _validated(score, name)
+
+
+def _validated(score: Score, name: str) -> Score:
+    if len(score.tracks) > MidiLimits.max_tracks:
+        raise InvalidMidiError(f"{name}: {len(score.tracks)} tracks; at most {MidiLimits.max_tracks} are accepted.")
+    if score.ticks_per_quarter <= 0:
+        raise InvalidMidiError(f"{name}: invalid time division {score.ticks_per_quarter}.")
+    total = sum(len(t.notes) for t in score.tracks)
+    if total > MidiLimits.max_notes:
+        raise InvalidMidiError(f"{name}: {total} notes; at most {MidiLimits.max_notes} are accepted.")
+    for track in score.tracks:
+        track.notes.filter(lambda n: n.duration > 0, inplace=True)
+    pitched = [t for t in score.tracks if not t.is_drum and len(t.notes)]
+    if not pitched:
+        drums = any(t.is_drum and len(t.notes) for t in score.tracks)
+        what = "only drum notes" if drums else "no notes of positive length"
+        raise InvalidMidiError(f"{name}: the file has {what}; musedraft needs at least one pitched part.")
+    score.tracks = [t for t in score.tracks if len(t.notes)]
+    tpq = score.ticks_per_quarter
+    tempo = tempo_bpm(score)
+    hours = score.end() / tpq * 60.0 / tempo / 3600.0
+    if hours > MidiLimits.max_hours:
+        raise InvalidMidiError(f"{name}: lasts {hours:.0f} hours; absurd tick values? At most {MidiLimits.max_hours:.0f} h are accepted.")
+    return score
+
+
+def time_signature(score: Score) -> tuple[int, int]:
+    """(numerator, denominator) of the opening time signature; 4/4 when the file has none."""
+    if len(score.time_signatures):
+        ts = score.time_signatures[0]
+        return int(ts.numerator), int(ts.denominator)
+    return 4, 4
+
+
+def tempo_bpm(score: Score) -> float:
+    """Opening tempo in quarter notes per minute; 120 (the MIDI default) when the file has none."""
+    if len(score.tempos):
+        return float(score.tempos[0].qpm)
+    return 120.0
+
+
+def ticks_per_bar(score: Score) -> int:
+    num, den = time_signature(score)
+    return score.ticks_per_quarter * 4 * num // den
+
+
+def bar_count(score: Score) -> int:
+    """Number of bars the music spans (a note ringing into a bar counts that bar)."""
+    return max(1, -(-score.end() // ticks_per_bar(score)))
+
+
+def notes_array(score: Score) -> np.ndarray:
+    """All pitched notes as one structured array, sorted by (start, track, pitch).
+
+    The harmony checker and the metrics scan this instead of Python objects: a 64-bar quartet is a
+    few thousand rows and every rule becomes a vectorised comparison.
+    """
+    parts = []
+    for i, track in enumerate(score.tracks):
+        if track.is_drum or not len(track.notes):
+            continue
+        arr = track.notes.numpy()
+        rows = np.empty(len(arr["time"]), dtype=NOTE_DTYPE)
+        rows["track"] = i
+        rows["start"] = arr["time"]
+        rows["end"] = arr["time"] + arr["duration"]
+        rows["pitch"] = arr["pitch"]
+        rows["velocity"] = arr["velocity"]
+        parts.append(rows)
+    if not parts:
+        return np.empty(0, dtype=NOTE_DTYPE)
+    notes = np.concatenate(parts)
+    return notes[np.lexsort((notes["pitch"], notes["track"], notes["start"]))]
