@@ -23,8 +23,9 @@ class Instrument:
 
     @property
     def middle(self) -> int:
-        """The centre of the range: where a line for this instrument naturally sits."""
-        return (self.low + self.high) // 2
+        """Where a line for this instrument naturally sits: 40% up its range, since the top of a
+        written range is for climaxes (a violin's range centre is a high E; its lines centre on C5)."""
+        return self.low + (self.high - self.low) * 2 // 5
 
     @property
     def register(self) -> str:

@@ -1,0 +1,219 @@
+"""Generation: KV-cached sampling under masks that make every sequence valid REMI and honour the request.
+
+The request's hard constraints (exact bar count, time signature, tempo, which track slots play and in
+what pitch range, a closing cadence) are masks over the vocabulary; soft ones (stay in the key,
+rhythmic density) are logit biases. Filters run in a fixed order: grammar/constraint mask → biases
+→ temperature → top-k → top-p → one draw from a seeded torch.Generator, so a seed fixes the notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from musedraft import sampling
+from musedraft.errors import DecodeError
+from musedraft.grammar import GrammarState
+from musedraft.model import MusicTransformer
+from musedraft.tokenizer import Tokenizer
+
+__all__ = ["SamplingConfig", "Constraints", "Generator", "SCALES"]
+
+# Pitch classes in the normalised keys (C major, A minor; minor admits the raised leading tone).
+SCALES = {"major": {0, 2, 4, 5, 7, 9, 11}, "minor": {9, 11, 0, 2, 4, 5, 7, 8}}
+TONIC_TRIAD = {"major": {0, 4, 7}, "minor": {9, 0, 4}}
+DOMINANT_SEVENTH = {"major": {7, 11, 2, 5}, "minor": {4, 8, 11, 2}}
+TONIC = {"major": 0, "minor": 9}
+DOMINANT = {"major": 7, "minor": 4}
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.9  # < 1 sharpens the model's choices
+    top_k: int = 0  # 0 = off
+    top_p: float = 0.95  # nucleus mass kept; 1 = off
+    key_penalty: float = 5.0  # logit subtracted from pitches outside the scale; 0 = free chromaticism
+    offbeat_penalty: float = 0.0  # logit subtracted from onsets between beats (sparser rhythm)
+    use_cache: bool = True  # the uncached loop is the reference the tests compare against
+
+
+@dataclass
+class Constraints:
+    """What the request fixes, expressed in the normalised key (C major / A minor)."""
+
+    bars: int  # exactly this many new bars
+    time_signature: str  # e.g. '3/4', forced after every Bar
+    pitch_ranges: list[tuple[int, int]]  # per track slot, inclusive (normalised pitches)
+    mode: str = "major"
+    tempo: float | None = None  # forced at the first position of the first new bar
+    cadence: bool = True  # close on V(7) → I in the last two bars
+    one_note_per_slot: bool = True  # each instrument plays one line (no chords within a track)
+
+    @property
+    def slots(self) -> int:
+        return len(self.pitch_ranges)
+
+    @property
+    def bass_slot(self) -> int:
+        return min(range(self.slots), key=lambda k: sum(self.pitch_ranges[k]))
+
+
+@dataclass
+class _Progress:
+    """What the constraint masks need beyond the grammar state."""
+
+    grammar: GrammarState = field(default_factory=GrammarState)
+    need_tempo: bool = False
+    slots_here: list[int] = field(default_factory=list)  # slots already sounding at this position
+
+
+class Generator:
+    """Turns (prompt ids, constraints, seed) into new token ids with a model and a tokenizer."""
+
+    def __init__(self, model: MusicTransformer, tokenizer: Tokenizer):
+        self.model, self.tok = model, tokenizer
+        v = tokenizer.vocab
+        g = tokenizer.grammar
+        self.grammar = g
+        self.V = v.size
+        self.pitch_ids = np.flatnonzero(g.type_mask["Pitch"])
+        self.pitch_of = g.value  # pitch number for Pitch ids
+        self.program_ids = np.flatnonzero(g.type_mask["Program"])
+        self.position_ids = g.positions
+        self.tempo_ids = np.flatnonzero(g.type_mask["Tempo"])
+        self.duration_ids = np.flatnonzero(g.type_mask["Duration"])
+        self.duration_beats = np.array([self._beats(v.value_of(i)) for i in self.duration_ids])
+        self.eos, self.bar = v["EOS_None"], v["Bar_None"]
+        self.res = v.config.beat_res
+
+    @staticmethod
+    def _beats(value: str) -> float:
+        b, p, r = (int(x) for x in value.split("."))
+        return b + p / r
+
+    def tempo_id(self, bpm: float) -> int:
+        values = np.array([float(self.tok.vocab.value_of(i)) for i in self.tempo_ids])
+        return int(self.tempo_ids[np.argmin(np.abs(values - bpm))])
+
+    # -- masks ---------------------------------------------------------------------------------
+    def _allowed(self, p: _Progress, c: Constraints, cfg: SamplingConfig) -> tuple[np.ndarray, np.ndarray]:
+        s = p.grammar
+        allowed = self.grammar.allowed(s)
+        offsets = np.zeros(self.V, dtype=np.float32)
+        final = s.bars == c.bars
+        penultimate = s.bars == c.bars - 1
+        allowed[self.bar] &= s.bars < c.bars
+        allowed[self.eos] &= final and (not c.cadence or self._cadence_complete(p, c))
+        if s.last == "Bar":
+            allowed[:] = False
+            allowed[self.tok.vocab[f"TimeSig_{c.time_signature}"]] = True
+        if s.last == "Position":
+            allowed[self.tempo_ids] = False
+            if p.need_tempo and c.tempo is not None:
+                allowed[:] = False
+                allowed[self.tempo_id(c.tempo)] = True
+        if allowed[self.program_ids].any():
+            slots = np.arange(len(self.program_ids))
+            ok = slots < c.slots
+            if c.one_note_per_slot and p.slots_here:
+                ok &= slots > max(p.slots_here)
+            if c.cadence and final:
+                ok &= slots == (max(p.slots_here) + 1 if p.slots_here else 0)
+            allowed[self.program_ids] &= ok
+        if allowed[self.position_ids].any():
+            pos = np.arange(len(self.position_ids))
+            if c.cadence and final:
+                allowed[self.position_ids] &= pos == 0  # the closing chord starts on the downbeat
+            if cfg.offbeat_penalty:
+                offsets[self.position_ids] -= np.where(pos % self.res == 0, 0.0, cfg.offbeat_penalty)
+        if s.last == "Program":
+            lo, hi = c.pitch_ranges[s.slot]
+            pitches = self.pitch_of[self.pitch_ids]
+            allowed[self.pitch_ids] &= (pitches >= lo) & (pitches <= hi)
+            pcs = pitches % 12
+            chord = None
+            if c.cadence and final:
+                chord = TONIC_TRIAD[c.mode] if s.slot != c.bass_slot else {TONIC[c.mode]}
+            elif c.cadence and penultimate and 2 * s.position >= s.bar_positions:
+                chord = DOMINANT_SEVENTH[c.mode] if s.slot != c.bass_slot else {DOMINANT[c.mode]}
+            if chord is not None:
+                in_chord = np.isin(pcs, list(chord))
+                if (allowed[self.pitch_ids] & in_chord).any():
+                    allowed[self.pitch_ids] &= in_chord
+            if cfg.key_penalty:
+                offsets[self.pitch_ids] -= np.where(np.isin(pcs, list(SCALES[c.mode])), 0.0, cfg.key_penalty)
+        if s.last == "Pitch" and c.cadence and final:
+            bar_beats = s.bar_positions / self.res
+            allowed[self.duration_ids] &= self.duration_beats >= bar_beats / 2
+        return allowed, offsets
+
+    def _cadence_complete(self, p: _Progress, c: Constraints) -> bool:
+        return len(p.slots_here) == c.slots and p.grammar.last == "Duration"
+
+    def _advance(self, p: _Progress, tid: int) -> None:
+        kind = self.grammar.kind[tid]
+        self.grammar.advance(p.grammar, tid)
+        if kind in ("Position", "Bar"):
+            p.slots_here = []
+        elif kind == "Program":
+            p.slots_here.append(p.grammar.slot)
+        elif kind == "Tempo":
+            p.need_tempo = False
+
+    # -- decoding loop ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, fixed: list[int], music: list[int], constraints: Constraints,
+                 cfg: SamplingConfig | None = None, seed: int = 0, max_tokens: int = 20000) -> list[int]:
+        """New tokens after `fixed + music`: exactly `constraints.bars` bars, then EOS.
+
+        `fixed` (the control header, or the FIM prefix/suffix block) is always kept in view; `music`
+        is the stream being extended and slides, a bar at a time, when the context is full.
+        """
+        cfg = cfg or SamplingConfig()
+        self.model.eval()
+        gen = torch.Generator().manual_seed(int(seed))
+        progress = _Progress(need_tempo=constraints.tempo is not None)
+        music = list(music)
+        context = self.model.cfg.context
+        if len(fixed) >= context // 2:
+            raise DecodeError(f"the fixed prompt ({len(fixed)} tokens) leaves too little room in a {context}-token context")
+        music = self._trim(music, context - len(fixed) - 1)
+        cache, logits = self._prefill(fixed + music, cfg)
+        new: list[int] = []
+        while len(new) < max_tokens:
+            allowed, offsets = self._allowed(progress, constraints, cfg)
+            if not allowed.any():
+                raise DecodeError(f"no token satisfies the constraints after {progress.grammar.last} (bug)")
+            lg = sampling.mask(logits, torch.from_numpy(allowed))
+            lg = sampling.bias(lg, torch.from_numpy(offsets))
+            lg = sampling.temperature(lg, cfg.temperature)
+            lg = sampling.top_k(lg, cfg.top_k)
+            lg = sampling.top_p(lg, cfg.top_p)
+            tid = sampling.draw(lg, gen)
+            self._advance(progress, tid)
+            new.append(tid)
+            if tid == self.eos:
+                return new
+            music.append(tid)
+            if len(fixed) + len(music) >= context:
+                music = self._trim(music, context // 2)
+                cache, logits = self._prefill(fixed + music, cfg)
+            elif cache is not None:
+                logits = self.model(torch.tensor([[tid]]), cache)[0, -1]
+            else:
+                logits = self.model(torch.tensor([fixed + music]))[0, -1]
+        raise DecodeError(f"generation did not finish within {max_tokens} tokens")
+
+    def _prefill(self, ids: list[int], cfg: SamplingConfig):
+        cache = self.model.new_cache(1) if cfg.use_cache else None
+        logits = self.model(torch.tensor([ids]), cache)[0, -1]
+        return cache, logits
+
+    def _trim(self, music: list[int], room: int) -> list[int]:
+        """The longest tail of `music` that starts at a Bar and fits `room` tokens."""
+        if len(music) <= room:
+            return music
+        bars = [i for i, t in enumerate(music) if t == self.bar and len(music) - i <= room]
+        return music[bars[0]:] if bars else music[-room:]
