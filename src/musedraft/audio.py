@@ -1,0 +1,397 @@
+"""Audio: render the hub Score through FluidSynth, make it loop seamlessly, write WAV/OGG/FLAC.
+
+The last stage of the pipeline and the only module that touches FluidSynth. FluidSynth fails
+quietly (a missing sound font renders with some other font, or nothing), so every step is
+checked here: the font file, `sfload`, and the output level.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from musedraft.errors import RenderError, RequestError, SoundFontError
+from musedraft.export import midi_bytes, midi_file
+from musedraft.files import atomic_path, check_writable
+
+if TYPE_CHECKING:
+    from symusic import Score
+
+__all__ = [
+    "SAMPLE_RATE",
+    "DEBIAN_SOUNDFONTS",
+    "find_soundfont",
+    "render",
+    "render_file",
+    "normalize",
+    "make_loop",
+    "seconds_at_tick",
+    "write_wav",
+    "write_ogg",
+]
+
+SAMPLE_RATE = 44100
+GAIN = 0.2  # FluidSynth's default master gain; output is float, so nothing clips before normalize()
+SILENCE = 1e-4  # peak below -80 dBFS: nothing audible came out
+TAIL_MAX_S = 10.0  # release + reverb tail we wait for after the last note-off, at most
+OGG_BLOCK = 65536  # frames per soundfile write: one large OGG write has crashed libvorbis
+DEBIAN_SOUNDFONTS = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",  # fluid-soundfont-gm, MIT, 148 MB
+    "/usr/share/sounds/sf3/MuseScore_General.sf3",  # musescore-general-soundfont, MIT
+    "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3",  # musescore-general-soundfont-small, MIT
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",  # timgm6mb-soundfont, GPL-2, 6 MB
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/sounds/sf3/FluidR3_GM.sf3",
+    "/usr/share/sounds/sf3/default-GM.sf3",
+)
+_REPO_SOUNDFONTS = Path(__file__).resolve().parents[2] / "soundfonts"
+_INSTALL_FLUIDSYNTH = (
+    "FluidSynth is not installed: `apt-get install fluidsynth` (Debian/Ubuntu; it brings libfluidsynth3) "
+    "or `brew install fluid-synth` (macOS), then `pip install pyfluidsynth`."
+)
+_INSTALL_FONT = (
+    "install a General MIDI sound font (`apt-get install fluid-soundfont-gm`), put a .sf2/.sf3 in the "
+    "repository's soundfonts/ folder, or set MUSEDRAFT_SOUNDFONT=/path/to/font.sf2."
+)
+
+
+def find_soundfont(path: str | os.PathLike | None = None) -> Path:
+    """The General MIDI sound font to render with.
+
+    Looked up in order: `path`, `$MUSEDRAFT_SOUNDFONT`, the repository's `soundfonts/` folder,
+    the Debian font paths (`DEBIAN_SOUNDFONTS`). A font that is named (argument or environment)
+    but unusable is an error, never a silent fallback to another font.
+
+    Raises:
+        SoundFontError: the named font is missing or not a SoundFont, or none was found; the
+            message says what to install.
+    """
+    for named, origin in ((path, "the soundfont argument"), (os.environ.get("MUSEDRAFT_SOUNDFONT"), "MUSEDRAFT_SOUNDFONT")):
+        if named:
+            return _checked_font(Path(named).expanduser(), origin)
+    candidates = sorted(_REPO_SOUNDFONTS.glob("*.sf[23]")) if _REPO_SOUNDFONTS.is_dir() else []
+    candidates += [Path(p) for p in DEBIAN_SOUNDFONTS]
+    for candidate in candidates:
+        if candidate.is_file():
+            return _checked_font(candidate.resolve(), str(candidate))
+    raise SoundFontError("No General MIDI sound font found: " + _INSTALL_FONT)
+
+
+def _checked_font(path: Path, origin: str) -> Path:
+    if not path.is_file():
+        raise SoundFontError(f"Sound font {path} (from {origin}) does not exist; " + _INSTALL_FONT)
+    with path.open("rb") as fh:
+        head = fh.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise SoundFontError(f"{path} (from {origin}) is not a SoundFont 2/3 file; " + _INSTALL_FONT)
+    return path
+
+
+def render(
+    score: Score,
+    *,
+    soundfont: str | os.PathLike | None = None,
+    sample_rate: int = SAMPLE_RATE,
+    backend: str = "library",
+) -> np.ndarray:
+    """Render a score to stereo audio with FluidSynth.
+
+    Args:
+        score: the hub score; channels and programs are assigned as in the exported MIDI.
+        soundfont: a .sf2/.sf3 path; None looks one up (`find_soundfont`).
+        sample_rate: output rate in Hz.
+        backend: "library" (pyfluidsynth, in process: the faster one, see docs/benchmarks.md)
+            or "cli" (the `fluidsynth` program).
+
+    Returns:
+        float32 array of shape (frames, 2), unnormalised, including the release tail.
+
+    Raises:
+        RenderError: FluidSynth is missing, failed, or the result is silent.
+        SoundFontError: no usable sound font.
+    """
+    if not any(len(t.notes) for t in score.tracks):
+        raise RenderError("The score has no notes; there is nothing to render.")
+    font = find_soundfont(soundfont)
+    if backend == "library":
+        audio = _render_library(score, font, sample_rate)
+    elif backend == "cli":
+        audio = _render_cli(midi_bytes(score), font, sample_rate)
+    else:
+        raise RequestError(f"Unknown render backend {backend!r}; use 'library' or 'cli'.")
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if not np.isfinite(peak) or peak < SILENCE:
+        raise RenderError(
+            f"FluidSynth rendered silence with {font}: the font may lack General MIDI presets. "
+            "Try FluidR3_GM.sf2 (`apt-get install fluid-soundfont-gm`)."
+        )
+    return audio
+
+
+class _Synth:
+    """One pyfluidsynth synthesizer with a loaded font, kept between renders.
+
+    Loading FluidR3 costs ~0.2 s (MuseScore_General.sf3 ~2.5 s), more than rendering a minute of
+    music, so a process that renders many drafts loads each font once.
+    """
+
+    _cache: dict[tuple[str, int], _Synth] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, font: Path, sample_rate: int) -> None:
+        import ctypes  # noqa: PLC0415
+
+        fluidsynth = _import_fluidsynth()
+        self.synth = fluidsynth.Synth(gain=GAIN, samplerate=float(sample_rate))
+        self.sfid = self.synth.sfload(str(font))
+        if self.sfid < 0:
+            self.synth.delete()
+            raise SoundFontError(f"FluidSynth could not load {font}; is it a valid SoundFont? " + _INSTALL_FONT)
+        write = ctypes.CDLL(fluidsynth.lib).fluid_synth_write_float
+        write.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p, ctypes.c_int, ctypes.c_int] * 2
+        write.restype = ctypes.c_int
+        self._write = write
+
+    @classmethod
+    def get(cls, font: Path, sample_rate: int) -> _Synth:
+        key = (str(font), sample_rate)
+        if key not in cls._cache:
+            cls._cache[key] = cls(font, sample_rate)
+        return cls._cache[key]
+
+    def write(self, out: np.ndarray) -> None:
+        """Fill `out` ((frames, 2) float32, C-contiguous) with the synth's next frames."""
+        if len(out):
+            address = out.ctypes.data
+            if self._write(self.synth.synth, len(out), address, 0, 2, address, 1, 2) != 0:
+                raise RenderError("FluidSynth failed while rendering (fluid_synth_write_float).")
+
+    def reset(self) -> None:
+        """Silence everything and reset controllers/programs so the next render starts clean."""
+        self.synth.system_reset()
+        drain = np.zeros((4096, 2), np.float32)
+        for _ in range(64):  # up to ~6 s: let the reverb of an aborted render die away
+            self.write(drain)
+            if np.max(np.abs(drain)) < 1e-7:
+                break
+
+
+def _import_fluidsynth():
+    try:
+        import fluidsynth  # noqa: PLC0415
+    except (ImportError, OSError):
+        raise RenderError(_INSTALL_FLUIDSYNTH) from None
+    if not hasattr(fluidsynth, "Synth"):  # an unrelated PyPI package is also called `fluidsynth`
+        raise RenderError("The installed `fluidsynth` module is not pyfluidsynth: `pip uninstall fluidsynth && pip install pyfluidsynth`.")
+    return fluidsynth
+
+
+def _render_library(score: Score, font: Path, sample_rate: int) -> np.ndarray:
+    """Sequence the MIDI events ourselves into an in-process synth (sample-accurate, float)."""
+    mid = midi_file(score)
+    total = mid.length + TAIL_MAX_S
+    out = np.zeros((int(total * sample_rate) + 1, 2), np.float32)
+    with _Synth._lock:
+        synth = _Synth.get(font, sample_rate)
+        synth.reset()
+        fs, sfid = synth.synth, synth.sfid
+        now_s, pos = 0.0, 0
+        for msg in mid:  # mido merges the tracks and turns delta ticks into seconds via the tempo map
+            now_s += msg.time
+            if msg.is_meta:
+                continue
+            target = min(int(round(now_s * sample_rate)), len(out))
+            synth.write(out[pos:target])
+            pos = target
+            if msg.type == "note_on" and msg.velocity > 0:
+                fs.noteon(msg.channel, msg.note, msg.velocity)
+            elif msg.type in ("note_off", "note_on"):
+                fs.noteoff(msg.channel, msg.note)
+            elif msg.type == "program_change":
+                fs.program_select(msg.channel, sfid, 128 if msg.channel == 9 else 0, msg.program)
+            elif msg.type == "control_change" and msg.control != 0:  # bank select: handled above
+                fs.cc(msg.channel, msg.control, msg.value)
+            elif msg.type == "pitchwheel":
+                fs.pitch_bend(msg.channel, msg.pitch)
+        # Release and reverb tail: render until 80 dB below the peak (so a loop fold misses
+        # nothing audible), or TAIL_MAX_S.
+        peak = float(np.max(np.abs(out[:pos]))) if pos else 0.0
+        floor = max(peak * 1e-4, 1e-7)
+        block = sample_rate // 10
+        while pos < len(out):
+            end = min(pos + block, len(out))
+            synth.write(out[pos:end])
+            quiet = float(np.max(np.abs(out[pos:end]))) < floor
+            pos = end
+            if quiet and fs.get_active_voice_count() == 0:
+                break
+    return out[:pos]
+
+
+def _render_cli(data: bytes, font: Path, sample_rate: int) -> np.ndarray:
+    """Render with the `fluidsynth` program (fast-render to a float WAV), then read it back."""
+    import soundfile as sf  # noqa: PLC0415
+
+    exe = shutil.which("fluidsynth")
+    if exe is None:
+        raise RenderError(_INSTALL_FLUIDSYNTH)
+    with tempfile.TemporaryDirectory(prefix="musedraft-render-") as tmp:
+        mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        mid.write_bytes(data)
+        cmd = [exe, "-ni", "-q", "-g", str(GAIN), "-r", str(sample_rate), "-O", "float", "-T", "wav", "-F", str(wav), str(font), str(mid)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        # The program exits 0 even when it could not load the font: read its error lines too.
+        errors = [line for line in (proc.stderr + proc.stdout).splitlines() if "error" in line.lower()]
+        if proc.returncode != 0 or errors or not wav.is_file():
+            raise RenderError(f"fluidsynth failed ({proc.returncode}): {' / '.join(errors) or proc.stderr.strip()}")
+        audio, _ = sf.read(str(wav), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(audio[:, :2])
+
+
+def normalize(audio: np.ndarray, peak_dbfs: float = -1.0) -> np.ndarray:
+    """Scale so the peak sits at `peak_dbfs`: drafts preview at the same level, and never clip."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak == 0.0:
+        return audio.astype(np.float32)
+    return (audio * (10 ** (peak_dbfs / 20) / peak)).astype(np.float32)
+
+
+def make_loop(audio: np.ndarray, loop_length_samples: int) -> np.ndarray:
+    """Cut `audio` to one loop and fold what rings past the loop end back onto its head.
+
+    Played looped, the head of each repeat sounds together with the release and reverb of the
+    repeat before it; adding the tail onto the head reproduces exactly that, so the seam has no
+    gap, no step and no click (a synth is linear, so the sum is what it would have played).
+    Audio shorter than the loop is padded with silence.
+    """
+    if loop_length_samples <= 0:
+        raise RequestError(f"Loop length must be positive, got {loop_length_samples} samples.")
+    out = np.zeros((loop_length_samples, *audio.shape[1:]), np.float32)
+    head = audio[:loop_length_samples]
+    out[: len(head)] = head
+    for start in range(loop_length_samples, len(audio), loop_length_samples):
+        tail = audio[start : start + loop_length_samples]
+        out[: len(tail)] += tail
+    return out
+
+
+def seconds_at_tick(score: Score, tick: int) -> float:
+    """Wall-clock time of `tick` under the score's tempo map (120 BPM when it has none)."""
+    tpq = score.ticks_per_quarter
+    seconds, last_tick, qpm = 0.0, 0, 120.0
+    for tempo in sorted(score.tempos, key=lambda t: t.time):
+        if tempo.time >= tick:
+            break
+        seconds += (tempo.time - last_tick) / tpq * 60.0 / qpm
+        last_tick, qpm = int(tempo.time), float(tempo.qpm)
+    return seconds + (tick - last_tick) / tpq * 60.0 / qpm
+
+
+def write_wav(
+    path: str | os.PathLike, audio: np.ndarray, sr: int, loop: tuple[int, int] | None = None, *, force: bool = False
+) -> Path:
+    """16-bit PCM WAV, atomically; `loop=(start, length)` in samples adds a `smpl` loop chunk.
+
+    The `smpl` chunk is how Godot ("Detect from WAV"), Unity and most samplers find loop points.
+    """
+    import soundfile as sf  # noqa: PLC0415
+
+    path = check_writable(path, force)
+    with atomic_path(path, force=True) as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
+        if loop is not None:
+            _append_smpl_chunk(tmp, sr, *loop)
+    return path
+
+
+def _append_smpl_chunk(path: Path, sr: int, start: int, length: int) -> None:
+    import struct  # noqa: PLC0415
+
+    period_ns = round(1e9 / sr)
+    # manufacturer, product, period, unity note 60, pitch fraction, SMPTE format/offset, 1 loop, 0 extra
+    body = struct.pack("<9I", 0, 0, period_ns, 60, 0, 0, 0, 1, 0)
+    body += struct.pack("<6I", 0, 0, start, start + length - 1, 0, 0)  # id, forward loop, inclusive end
+    data = path.read_bytes() + b"smpl" + struct.pack("<I", len(body)) + body
+    path.write_bytes(data[:4] + struct.pack("<I", len(data) - 8) + data[8:])
+
+
+def write_ogg(
+    path: str | os.PathLike,
+    audio: np.ndarray,
+    sr: int,
+    loop_start: int | None = None,
+    loop_length: int | None = None,
+    *,
+    force: bool = False,
+    title: str | None = None,
+) -> Path:
+    """OGG Vorbis, written in blocks, with RPG Maker loop tags LOOPSTART/LOOPLENGTH first.
+
+    RPG Maker reads the tags in samples and parses LOOPLENGTH's digits until a zero byte, so the
+    comment after it must not have a length whose first byte is an ASCII digit: we pad it.
+    """
+    import soundfile as sf  # noqa: PLC0415
+    from mutagen.oggvorbis import OggVorbis  # noqa: PLC0415
+
+    path = check_writable(path, force)
+    audio = np.ascontiguousarray(np.clip(audio, -1.0, 1.0), dtype=np.float32)
+    with atomic_path(path, force=True) as tmp:
+        with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=audio.shape[1], format="OGG", subtype="VORBIS") as fh:
+            for start in range(0, len(audio), OGG_BLOCK):
+                fh.write(audio[start : start + OGG_BLOCK])
+        ogg = OggVorbis(str(tmp))
+        ogg.tags.clear()
+        comments = []
+        if loop_start is not None and loop_length is not None:
+            comments += [("LOOPSTART", str(int(loop_start))), ("LOOPLENGTH", str(int(loop_length)))]
+        comments += [("TITLE", title or "musedraft draft"), ("ENCODER", "musedraft")]
+        for i, (key, value) in enumerate(comments):
+            while i > 0 and 48 <= (len(key) + 1 + len(value.encode())) % 256 <= 57:
+                value += " "  # the length's low byte would read as a digit of the value before
+            ogg.tags.append((key, value))
+        ogg.save()
+    return path
+
+
+def render_file(
+    midi_or_score: Score | str | os.PathLike | bytes,
+    out_path: str | os.PathLike,
+    *,
+    soundfont: str | os.PathLike | None = None,
+    force: bool = False,
+    sample_rate: int = SAMPLE_RATE,
+) -> Path:
+    """Render a MIDI file (path or bytes) or a Score to `.wav`, `.ogg` or `.flac` by suffix.
+
+    The audio is normalised to -1 dBFS. Used by `musedraft render song.mid -o song.wav`.
+
+    Raises:
+        OutputExistsError, InvalidMidiError, RenderError, SoundFontError, RequestError (suffix).
+    """
+    out_path = check_writable(out_path, force)
+    suffix = out_path.suffix.lower()
+    if suffix not in (".wav", ".ogg", ".flac"):
+        raise RequestError(f"Cannot write {out_path.name}: use a .wav, .ogg or .flac file name.")
+    if isinstance(midi_or_score, (str, os.PathLike, bytes)):
+        from musedraft.score import load_midi  # noqa: PLC0415
+
+        score = load_midi(midi_or_score)
+    else:
+        score = midi_or_score
+    audio = normalize(render(score, soundfont=soundfont, sample_rate=sample_rate))
+    if suffix == ".ogg":
+        return write_ogg(out_path, audio, sample_rate, force=True)
+    if suffix == ".wav":
+        return write_wav(out_path, audio, sample_rate, force=True)
+    import soundfile as sf  # noqa: PLC0415
+
+    with atomic_path(out_path, force=True) as tmp:
+        sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="FLAC")
+    return out_path

@@ -1,0 +1,232 @@
+"""The Draft: what `compose()` returns, and `save()`, which writes every output side by side.
+
+save() writes draft.mid, draft.musicxml, draft.png, draft.wav, draft.ogg and draft.json into one
+folder. The editable files come first and never depend on audio: with no FluidSynth or no sound
+font the MIDI, MusicXML, PNG and JSON are still written, the JSON records why there is no audio,
+and save() then raises the RenderError (its `.paths` lists what was written).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from musedraft.errors import RenderError
+from musedraft.files import atomic_path, check_writable
+from musedraft.score import Score, bar_count, ticks_per_bar
+
+if TYPE_CHECKING:
+    import music21
+    import pretty_midi
+
+__all__ = ["Draft", "renpy_snippet"]
+
+_SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml", "png": ".png", "wav": ".wav", "ogg": ".ogg", "json": ".json"}
+
+
+@dataclass
+class Draft:
+    score: Score  # final score: one named track per instrument, GM program set
+    request: dict  # JSON-able resolved request: style/scene, key, tempo, time_signature, instruments, bars, seed, loop
+    seed: int  # the seed that reproduces this draft
+    model_id: str  # checkpoint id the draft was sampled from
+    key: str  # "D major", "F# minor"...
+    loop: bool = False  # written as loopable background music (tail folded, loop tags)
+    repair: dict | None = None  # JSON-able repair report: {"edits": [...], "findings": [...]}
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per compose stage
+
+    def to_symusic(self) -> Score:
+        """A copy of the hub score (edit it freely; the draft keeps its own)."""
+        return self.score.copy()
+
+    def to_pretty_midi(self) -> pretty_midi.PrettyMIDI:
+        """The draft as pretty_midi sees the exported MIDI file (same tracks, programs, tempo)."""
+        import io  # noqa: PLC0415
+
+        import pretty_midi  # noqa: PLC0415
+
+        from musedraft.export import midi_bytes  # noqa: PLC0415
+
+        return pretty_midi.PrettyMIDI(io.BytesIO(midi_bytes(self.score, key=self.key, markers=self.markers())))
+
+    def to_music21(self) -> music21.stream.Score:
+        """The notation view: named parts, key, metre, rhythms on a sixteenth grid."""
+        from musedraft.notation import to_music21  # noqa: PLC0415
+
+        return to_music21(self.score, self.key, title=self._title())
+
+    def loop_end_tick(self) -> int:
+        """Where the loop ends: after the requested bars (or every bar the music touches)."""
+        bars = int(self.request.get("bars") or 0) or bar_count(self.score)
+        return bars * ticks_per_bar(self.score)
+
+    def loop_points(self) -> dict[str, Any] | None:
+        """Loop start/length in samples (at the preview's 44.1 kHz) and seconds; None unless looping.
+
+        The loop starts at 0 and spans the requested bars exactly; the tail past it is folded
+        into the head of the audio (audio.make_loop), so the file is exactly one loop long.
+        """
+        if not self.loop:
+            return None
+        from musedraft.audio import SAMPLE_RATE, seconds_at_tick  # noqa: PLC0415
+
+        length = int(round(seconds_at_tick(self.score, self.loop_end_tick()) * SAMPLE_RATE))
+        return {
+            "start_samples": 0,
+            "length_samples": length,
+            "end_samples": length,
+            "sample_rate": SAMPLE_RATE,
+            "start_seconds": 0.0,
+            "end_seconds": round(length / SAMPLE_RATE, 6),
+            "start_tick": 0,
+            "end_tick": self.loop_end_tick(),
+        }
+
+    def markers(self) -> list[tuple[int, str]]:
+        """Markers for the MIDI file: the loop points when looping (sections come with the score)."""
+        if not self.loop:
+            return []
+        return [(0, "loopStart"), (self.loop_end_tick(), "loopEnd")]
+
+    def save(
+        self,
+        out_dir: str | os.PathLike,
+        *,
+        force: bool = False,
+        audio: bool = True,
+        soundfont: str | os.PathLike | None = None,
+        name: str = "draft",
+    ) -> dict[str, Path]:
+        """Write the draft's files side by side into `out_dir` (created if needed).
+
+        Args:
+            out_dir: the folder.
+            force: overwrite existing outputs. Without it nothing is written if any exists.
+            audio: render draft.wav and draft.ogg with FluidSynth.
+            soundfont: the .sf2/.sf3 to render with (default: `audio.find_soundfont()`).
+            name: file stem ("draft" → draft.mid, draft.json...).
+
+        Returns:
+            {"midi", "musicxml", "png", "wav", "ogg", "json"} → paths written.
+
+        Raises:
+            OutputExistsError: an output exists and `force` is False (nothing was written).
+            RenderError / SoundFontError: audio was asked for and could not be made; every other
+                file was written first, draft.json records the error, and the exception's
+                `.paths` holds the dict this method would have returned. With force, stale
+                draft.wav/draft.ogg from an earlier save are removed so the folder stays consistent.
+        """
+        from musedraft.export import write_midi  # noqa: PLC0415
+        from musedraft.notation import write_musicxml  # noqa: PLC0415
+        from musedraft.pianoroll import piano_roll_png  # noqa: PLC0415
+
+        out = Path(out_dir)
+        kinds = [k for k in _SUFFIXES if audio or k not in ("wav", "ogg")]
+        targets = {k: out / f"{name}{_SUFFIXES[k]}" for k in kinds}
+        for path in targets.values():  # all checks before any write
+            check_writable(path, force)
+        out.mkdir(parents=True, exist_ok=True)
+        timings: dict[str, float] = {}
+        written: dict[str, Path] = {}
+
+        def timed(label: str, kind: str, fn, *args, **kwargs) -> None:
+            t0 = time.perf_counter()
+            written[kind] = fn(*args, **kwargs)
+            timings[label] = round(time.perf_counter() - t0, 4)
+
+        timed("save_midi", "midi", write_midi, self.score, targets["midi"], key=self.key, markers=self.markers(), force=force)
+        timed("save_musicxml", "musicxml", write_musicxml, self.score, targets["musicxml"], self.key, force, title=self._title())
+        timed("save_png", "png", piano_roll_png, self.score, targets["png"], title=self._title(), force=force)
+        audio_info: dict[str, Any] = {"rendered": False}
+        error: RenderError | None = None
+        if audio:
+            try:
+                t0 = time.perf_counter()
+                audio_info = self._write_audio(targets["wav"], targets["ogg"], soundfont, force)
+                timings["save_audio"] = round(time.perf_counter() - t0, 4)
+                written["wav"], written["ogg"] = targets["wav"], targets["ogg"]
+            except RenderError as exc:
+                error = exc
+                audio_info = {"rendered": False, "error": str(exc), "error_type": type(exc).__name__}
+                for stale in (targets["wav"], targets["ogg"]):
+                    stale.unlink(missing_ok=True)  # only reachable with force: check_writable passed
+        written["json"] = targets["json"]
+        document = self._document(name, audio_info, timings, written)
+        with atomic_path(targets["json"], force=force) as tmp:
+            tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if error is not None:
+            error.paths = dict(written)
+            raise error
+        return written
+
+    def _write_audio(self, wav: Path, ogg: Path, soundfont, force: bool) -> dict[str, Any]:
+        from musedraft.audio import (  # noqa: PLC0415
+            SAMPLE_RATE,
+            find_soundfont,
+            make_loop,
+            normalize,
+            render,
+            write_ogg,
+            write_wav,
+        )
+
+        font = find_soundfont(soundfont)
+        t0 = time.perf_counter()
+        audio = render(self.score, soundfont=font, sample_rate=SAMPLE_RATE)
+        render_s = time.perf_counter() - t0
+        info: dict[str, Any] = {
+            "rendered": True,
+            "soundfont": str(font),
+            "sample_rate": SAMPLE_RATE,
+            "render_seconds": round(render_s, 4),
+            "realtime_factor": round(len(audio) / SAMPLE_RATE / max(render_s, 1e-9), 1),
+        }
+        loop_points = None
+        if self.loop:
+            points = self.loop_points()
+            audio = make_loop(audio, points["length_samples"])
+            loop_points = (points["start_samples"], points["length_samples"])
+        audio = normalize(audio)
+        info["duration_seconds"] = round(len(audio) / SAMPLE_RATE, 4)
+        write_wav(wav, audio, SAMPLE_RATE, loop_points, force=force)
+        write_ogg(ogg, audio, SAMPLE_RATE, *(loop_points or (None, None)), force=force, title=self._title())
+        return info
+
+    def _document(self, name: str, audio_info: dict, timings: dict, written: dict[str, Path]) -> dict[str, Any]:
+        return {
+            "musedraft_draft": 1,
+            "request": self.request,
+            "seed": self.seed,
+            "model_id": self.model_id,
+            "key": self.key,
+            "loop": self.loop,
+            "repair": self.repair,
+            "tracks": [
+                {"name": t.name, "program": int(t.program), "is_drum": bool(t.is_drum), "notes": len(t.notes)}
+                for t in self.score.tracks
+            ],
+            "loop_points": self.loop_points(),
+            "renpy": renpy_snippet(f"{name}.ogg") if self.loop else None,
+            "audio": audio_info,
+            "timings": {**self.timings, **timings},
+            "files": {kind: path.name for kind, path in written.items()},
+        }
+
+    def _title(self) -> str:
+        what = self.request.get("scene") or self.request.get("style") or "draft"
+        return f"musedraft {what} in {self.key} (seed {self.seed})"
+
+
+def renpy_snippet(ogg_name: str, loop_start_seconds: float = 0.0) -> str:
+    """Ren'Py lines that play the OGG looped from `loop_start_seconds` (Ren'Py reads seconds)."""
+    stem = Path(ogg_name).stem.replace("-", "_").replace(" ", "_")
+    return (
+        f"# Copy {ogg_name} into game/audio/, then in any .rpy file:\n"
+        f'define audio.{stem} = "<loop {loop_start_seconds:.6g}>audio/{ogg_name}"\n'
+        f"# and where the scene starts (the music channel loops by default):\n"
+        f"#     play music {stem} fadein 1.0\n"
+    )

@@ -1,0 +1,195 @@
+"""Notation: the hub Score → a music21 score → MusicXML a notation program shows readably.
+
+We snap every note to a sixteenth grid ourselves before music21 sees it: music21's default
+quantiser invents triplets from timing jitter, and a humanised line whose notes overlap by a few
+ticks would be split into two voices. After snapping, music21's MIDI reader builds the chords,
+voices, measures and ties, and we put back what it gets wrong: one instrument per part named after
+the track, the requested key, and pitch spellings that belong to that key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from musedraft.export import key_signature, midi_bytes
+from musedraft.files import atomic_path, check_writable
+
+if TYPE_CHECKING:
+    import music21
+    from symusic import Score
+
+__all__ = ["to_music21", "write_musicxml", "quantise", "GRID_DIVISOR"]
+
+GRID_DIVISOR = 4  # notes snap to 1/4 of a quarter: sixteenths, so a dotted eighth stays one
+
+
+def quantise(score: Score, divisor: int = GRID_DIVISOR) -> Score:
+    """A copy with onsets and ends snapped to 1/`divisor` of a quarter note.
+
+    Every note keeps at least one grid step, duplicates (same pitch, same onset) merge, and a note
+    that would still sound when the same pitch strikes again is cut there: notation cannot show
+    one pitch twice at once in a voice, and MIDI would not play it either.
+    """
+    from symusic import Note  # noqa: PLC0415  (already loaded: the Score came from it)
+
+    out = score.copy()
+    step = out.ticks_per_quarter / divisor
+    for track in out.tracks:
+        rows: dict[tuple[int, int], list[int]] = {}
+        for note in track.notes:
+            start = int(round(round(note.time / step) * step))
+            end = int(round(round(note.end / step) * step))
+            end = max(end, int(round(start + step)))
+            key = (int(note.pitch), start)
+            if key in rows:  # keep the longer, louder of two duplicates
+                rows[key][0] = max(rows[key][0], end)
+                rows[key][1] = max(rows[key][1], int(note.velocity))
+            else:
+                rows[key] = [end, int(note.velocity)]
+        by_pitch: dict[int, list[tuple[int, list[int]]]] = {}
+        for (pitch, start), row in rows.items():
+            by_pitch.setdefault(pitch, []).append((start, row))
+        for starts in by_pitch.values():
+            starts.sort(key=lambda s: s[0])
+            for (start, row), (next_start, _) in zip(starts, starts[1:], strict=False):
+                row[0] = min(row[0], next_start) if next_start > start else row[0]
+        track.notes.clear()
+        for (pitch, start), (end, velocity) in sorted(rows.items(), key=lambda r: (r[0][1], r[0][0])):
+            track.notes.append(Note(start, end - start, pitch, velocity))
+    return out
+
+
+def to_music21(score: Score, key: str | None = None, *, title: str | None = None) -> music21.stream.Score:
+    """Convert the hub score to a music21 Score ready for MusicXML.
+
+    Args:
+        score: the hub score (one track per instrument; empty tracks are left out).
+        key: 'D major' etc.; sets the key signature and respells pitches into that key. None
+            keeps the key signature in the score, if any.
+        title: the movement title shown above the music.
+
+    Returns:
+        A music21 Score with one Part per non-empty track, named after the track, with its GM
+        program, time signature, key and tempo, durations on a sixteenth grid.
+    """
+    from music21 import instrument, metadata, midi, stream  # noqa: PLC0415
+    from music21 import key as m21key  # noqa: PLC0415
+    from music21.midi import translate  # noqa: PLC0415
+
+    kept = [t for t in score.tracks if len(t.notes)]
+    snapped = quantise(score)
+    snapped.tracks = [t for t in snapped.tracks if len(t.notes)]
+    mf = midi.MidiFile()
+    mf.readstr(midi_bytes(snapped, key=key))
+    m21 = translate.midiFileToStream(mf, quantizePost=True, quarterLengthDivisors=(GRID_DIVISOR,))
+    parts = list(m21.parts)
+    m21_key = None
+    if key is not None:
+        sharps, mode = key_signature(key)
+        m21_key = m21key.KeySignature(sharps).asKey(mode)
+    for part, track in zip(parts, kept, strict=False):
+        name = track.name or ("drums" if track.is_drum else f"program {int(track.program)}")
+        for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
+            old.activeSite.remove(old)
+        if track.is_drum:
+            inst = instrument.UnpitchedPercussion()
+            inst.midiChannel = 9
+        else:
+            inst = instrument.instrumentFromMidiProgram(int(track.program))
+            inst.midiProgram = int(track.program)
+        inst.partName = inst.instrumentName = name
+        part.partName = name
+        _split_voices(part)
+        first = part.getElementsByClass(stream.Measure).first() or part
+        first.insert(0, inst)
+        if m21_key is not None:
+            for old in list(part.recurse().getElementsByClass(m21key.KeySignature)):
+                old.activeSite.remove(old)
+            first.insert(0, m21key.Key(m21_key.tonic.name, m21_key.mode))
+            if not track.is_drum:
+                _respell(part, m21_key)
+    m21.metadata = metadata.Metadata()
+    m21.metadata.title = title or "musedraft draft"
+    m21.metadata.composer = ""
+    return m21
+
+
+def write_musicxml(
+    score: Score, path: str | os.PathLike, key: str | None = None, force: bool = False, *, title: str | None = None
+) -> Path:
+    """Write `score` as uncompressed MusicXML (`.musicxml`), atomically.
+
+    Raises:
+        OutputExistsError: `path` exists and `force` is False (checked before any work).
+    """
+    path = check_writable(path, force)
+    m21 = to_music21(score, key, title=title)
+    with atomic_path(path, force=True) as tmp:
+        m21.write("musicxml", fp=str(tmp))
+    return path
+
+
+def _split_voices(part) -> None:
+    """Give overlapping notes of a measure separate voices.
+
+    music21's MIDI reader makes voices only for notes that start together and end apart; a chord
+    held under a moving line (staggered overlap) stays in one voice, which MusicXML cannot show.
+    """
+    from music21 import stream  # noqa: PLC0415
+
+    for measure in part.getElementsByClass(stream.Measure):
+        if measure.voices:
+            continue
+        ringing_until = -1.0
+        for element in measure.notes:
+            if element.offset < ringing_until:
+                measure.makeVoices(inPlace=True, fillGaps=True)
+                break
+            ringing_until = max(ringing_until, float(element.offset + element.quarterLength))
+
+
+def _respell(part, key) -> None:
+    """Spell every pitch as the key would: diatonic names first, then by the key's direction.
+
+    Pitches read from MIDI come out with default spellings (D# in B-flat major); a reader wants
+    E-flat. Chromatic notes take sharps in sharp keys and flats in flat keys, except the raised
+    sixth and seventh of a minor key, which are always the raised scale degrees (C# in D minor), and
+    a natural always beats an accidental (B, not C-flat, in B-flat major).
+    """
+    from music21 import pitch as m21pitch  # noqa: PLC0415
+
+    scale = [(p.step, p.accidental.alter if p.accidental else 0.0) for p in key.pitches[:7]]
+    names: dict[int, str] = {}
+    for step, alter in scale:
+        names[int(m21pitch.Pitch(step).ps + alter) % 12] = _name(step, alter)
+    tonic_pc = key.tonic.pitchClass
+    raised = {(tonic_pc + 9) % 12: 5, (tonic_pc + 11) % 12: 6} if key.mode == "minor" else {}
+    prefer_sharp = key.sharps > 0
+    for pc in range(12):
+        if pc in names:
+            continue
+        below = next((s, a) for s, a in scale if int(m21pitch.Pitch(s).ps + a + 1) % 12 == pc)
+        above = next((s, a) for s, a in scale if int(m21pitch.Pitch(s).ps + a - 1) % 12 == pc)
+        sharp, flat = (below[0], below[1] + 1), (above[0], above[1] - 1)
+        if pc in raised:
+            step, alter = scale[raised[pc]]
+            names[pc] = _name(step, alter + 1)
+        elif abs(sharp[1]) != abs(flat[1]):  # a natural beats an accidental (B, not C-flat, in B-flat)
+            names[pc] = _name(*min(sharp, flat, key=lambda c: abs(c[1])))
+        elif prefer_sharp or (key.sharps == 0 and pc != 10):
+            names[pc] = _name(*sharp)
+        else:
+            names[pc] = _name(*flat)
+    for element in part.recurse().notes:
+        for p in element.pitches:
+            midi_number = int(round(p.ps))
+            spelled = m21pitch.Pitch(names[midi_number % 12])
+            spelled.octave = 4
+            spelled.octave += (midi_number - int(round(spelled.ps))) // 12
+            p.step, p.accidental, p.octave = spelled.step, spelled.accidental, spelled.octave
+
+
+def _name(step: str, alter: float) -> str:
+    return step + {-2: "--", -1: "-", 0: "", 1: "#", 2: "##"}[int(alter)]
