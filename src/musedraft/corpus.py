@@ -263,7 +263,7 @@ def build_corpus(config: CorpusConfig | None = None, progress: bool = True) -> d
             for rows in tqdm(pool.imap_unordered(_convert_file, jobs), total=len(jobs), disable=not progress,
                              desc="corpus", unit="file"):
                 row_file(rows[0]["source"]).write_text(json.dumps(rows))
-    all_rows = list(skipped)
+    all_rows = []
     for _, rel in files:
         all_rows.extend(json.loads(row_file(rel).read_text()))
     pieces = [r for r in all_rows if "error" not in r]
@@ -272,7 +272,7 @@ def build_corpus(config: CorpusConfig | None = None, progress: bool = True) -> d
         for r in pieces:
             fh.write(json.dumps(r) + "\n")
     summary = {
-        "files": len(files), "pieces": len(pieces), "failures": len(failures),
+        "files": len(files), "skipped_files": len(skipped), "pieces": len(pieces), "failures": len(failures),
         "tracks": sum(len(r["parts"]) for r in pieces), "notes": sum(r["notes"] for r in pieces),
         "by_style": dict(Counter(r["style"] for r in pieces)),
         "by_split": dict(Counter(r["split"] for r in pieces)),

@@ -1,0 +1,397 @@
+"""Where the stages meet: request → controls → constrained generation → score → repair → Draft.
+
+    request ─► controls (style, mode, registers) ─► model + masks ─► REMI ids ─► Score
+            ─► transpose to the key, name the tracks ─► harmony repair ─► Draft (.save: MIDI, MusicXML, audio)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from symusic import KeySignature, Score, Tempo, TimeSignature, Track
+
+from musedraft.errors import RequestError
+from musedraft.instruments import Instrument, get_instrument
+from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
+
+__all__ = ["Composer", "Request", "load_model", "compose", "continue_midi", "regenerate", "estimate_key", "DEFAULT_MODEL"]
+
+DEFAULT_MODEL = Path(__file__).parent / "checkpoints" / "default"
+TPQ = 480
+
+_STYLE_DEFAULTS = {  # instruments, tempo
+    "chorale": (["soprano", "alto", "tenor", "bass voice"], 80),
+    "renaissance": (["soprano", "alto", "tenor", "bass voice"], 72),
+    "madrigal": (["soprano", "alto", "tenor", "tenor", "bass voice"], 84),
+    "medieval": (["alto", "tenor", "bass voice"], 90),
+    "classical": (["violin", "violin", "viola", "cello"], 108),
+    "romantic": (["violin", "viola", "cello"], 88),
+    "folk": (["fiddle"], 112),
+}
+_CLOSING_BARS = 2  # bars a loop's ending writes with the opening as right-hand context
+
+
+@dataclass
+class Request:
+    """A resolved compose request: every field set, JSON-able through `to_dict`."""
+
+    style: str
+    key: str
+    tempo: float
+    time_signature: str
+    instruments: list[str]
+    bars: int
+    seed: int
+    loop: bool
+    scene: str | None = None
+    density: float = 0.6
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Composer:
+    """A loaded checkpoint with its tokenizer and generator; compose/continue/regenerate run on it."""
+
+    def __init__(self, folder: str | Path):
+        from musedraft.generate import Generator  # noqa: PLC0415
+        from musedraft.model import load_checkpoint  # noqa: PLC0415
+        from musedraft.tokenizer import Tokenizer  # noqa: PLC0415
+        from musedraft.vocab import Vocab  # noqa: PLC0415
+
+        self.folder = Path(folder)
+        self.model, self.meta = load_checkpoint(self.folder)
+        self.tokenizer = Tokenizer(Vocab.load(self.folder))
+        if self.tokenizer.vocab.size != self.model.cfg.vocab_size:
+            from musedraft.errors import ModelError  # noqa: PLC0415
+
+            raise ModelError(f"{folder}: the model has {self.model.cfg.vocab_size} token ids but the vocabulary "
+                             f"beside it has {self.tokenizer.vocab.size}; the checkpoint folder is mixed up.")
+        self.generator = Generator(self.model, self.tokenizer)
+        self.model_id = self.meta.get("id", self.folder.name)
+
+
+@lru_cache(maxsize=4)
+def _cached(folder: str) -> Composer:
+    return Composer(folder)
+
+
+def load_model(path: str | Path | None = None) -> Composer:
+    """The shipped model (default) or a checkpoint folder from `musedraft train`; cached per folder."""
+    return _cached(str(Path(path or DEFAULT_MODEL).resolve()))
+
+
+def _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, loop) -> Request:
+    preset = None
+    if scene is not None:
+        from musedraft.scenes import get_scene  # noqa: PLC0415
+
+        preset = get_scene(scene)
+    style = style or (preset.style if preset else "classical")
+    if style not in _STYLE_DEFAULTS:
+        raise RequestError(f"Unknown style {style!r}; choose one of {', '.join(_STYLE_DEFAULTS)}.")
+    mode = preset.mode if preset else "major"
+    key = key or ("C major" if mode == "major" else "A minor")
+    parse_key(key)
+    if tempo is None:
+        tempo = (sum(preset.tempo) / 2) if preset else _STYLE_DEFAULTS[style][1]
+    if not 20 <= float(tempo) <= 300:
+        raise RequestError(f"Tempo {tempo} BPM is outside 20-300.")
+    time_signature = time_signature or (preset.time_signature if preset else "4/4")
+    instruments = list(instruments or (preset.instruments if preset else _STYLE_DEFAULTS[style][0]))
+    if not isinstance(bars, int) or not 1 <= bars <= 512:
+        raise RequestError(f"bars must be a whole number from 1 to 512, not {bars!r}.")
+    if loop and bars < _CLOSING_BARS + 2:
+        raise RequestError(f"A loop needs at least {_CLOSING_BARS + 2} bars.")
+    return Request(style, key, float(tempo), time_signature, instruments, bars, int(seed), bool(loop),
+                   scene, preset.density if preset else 0.6)
+
+
+def _slot_order(insts: list[Instrument]) -> list[int]:
+    """Request indices sorted top voice first: slot 0 is the highest part, as in the corpus."""
+    return sorted(range(len(insts)), key=lambda i: -insts[i].middle)
+
+
+def compose(style: str | None = None, *, scene: str | None = None, key: str | None = None,
+            tempo: float | None = None, time_signature: str | None = None,
+            instruments: list[str | int] | None = None, bars: int = 16, seed: int = 0, loop: bool = False,
+            repair: bool = True, temperature: float = 0.9, top_p: float = 0.95, model: Composer | str | None = None):
+    """Compose a new multi-track draft.
+
+    Args:
+        style: corpus style to write in (chorale, renaissance, madrigal, medieval, classical, romantic, folk).
+        scene: a visual-novel scene preset (`musedraft.scenes()`); explicit arguments override it.
+        key: e.g. "D major", "F# minor"; the draft is in exactly this key.
+        tempo: quarter notes per minute, written as-is into the MIDI.
+        time_signature: e.g. "3/4" (every bar has it).
+        instruments: names or GM programs, one line each, up to 8.
+        bars: exact number of bars.
+        seed: same seed, same notes.
+        loop: write an ending that leads back into the opening (for looping game music) instead of a cadence.
+        repair: run the harmony repair and record its edits in the draft.
+    Returns:
+        A `Draft`; `draft.save("out/")` writes MIDI, MusicXML, audio, JSON and a piano roll.
+    """
+    t0 = time.perf_counter()
+    req = _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, loop)
+    composer = model if isinstance(model, Composer) else load_model(model)
+    timings = {"load": time.perf_counter() - t0}
+    insts = [get_instrument(i) for i in req.instruments]
+    tonic, mode = parse_key(req.key)
+    shift = normalising_shift(tonic, mode)
+    order = _slot_order(insts)
+    slot_insts = [insts[i] for i in order]
+    controls = Controls(req.style, mode, [i.register for i in slot_insts])
+    header = composer.tokenizer.header_ids(controls)
+    if composer.tokenizer.unsupported_time_signature(_ts_score(req.time_signature)):
+        raise RequestError(f"Time signature {req.time_signature} is not supported by this model.")
+    cfg = _sampling(temperature, top_p, req.density)
+    ranges = [(i.low + shift, i.high + shift) for i in slot_insts]
+    t1 = time.perf_counter()
+    if loop:
+        body = _generate(composer, header, [], req.bars - _CLOSING_BARS, ranges, mode, req, cfg, cadence=False)
+        suffix = _first_bars(composer, body, _CLOSING_BARS)
+        fixed = header + _fim_block(composer, body, suffix)
+        closing = _generate(composer, fixed, [], _CLOSING_BARS, ranges, mode, req, cfg, cadence=False,
+                            tempo=None, seed_offset=1)
+        stream = body + closing
+    else:
+        stream = _generate(composer, header, [], req.bars, ranges, mode, req, cfg, cadence=True)
+    timings["generate"] = time.perf_counter() - t1
+    score = _to_score(composer, header + stream, -shift, order, _track_names(insts), [i.program for i in insts], req)
+    return _finish(score, req, composer, repair, timings, t0)
+
+
+def _sampling(temperature: float, top_p: float, density: float):
+    from musedraft.generate import SamplingConfig  # noqa: PLC0415
+
+    return SamplingConfig(temperature=temperature, top_p=top_p, offbeat_penalty=max(0.0, (0.6 - density) * 4))
+
+
+def _ts_score(ts: str) -> Score:
+    try:
+        num, den = (int(x) for x in ts.split("/"))
+    except ValueError:
+        raise RequestError(f"Time signature must look like '3/4', not {ts!r}.") from None
+    s = Score(TPQ)
+    s.time_signatures.append(TimeSignature(0, num, den))
+    return s
+
+
+def _generate(composer, fixed, music, bars, ranges, mode, req: Request, cfg, cadence, tempo="request", seed_offset=0):
+    from musedraft.generate import Constraints  # noqa: PLC0415
+
+    c = Constraints(bars=bars, time_signature=req.time_signature, pitch_ranges=ranges, mode=mode,
+                    tempo=req.tempo if tempo == "request" else tempo, cadence=cadence)
+    new = composer.generator.generate(fixed, music, c, cfg, seed=req.seed * 7919 + seed_offset)
+    return [t for t in new if t != composer.tokenizer.eos]
+
+
+def _first_bars(composer, stream: list[int], n: int) -> list[int]:
+    starts = composer.tokenizer.bar_starts(stream)
+    return stream[: starts[n]] if len(starts) > n else list(stream)
+
+
+def _leading_bars(composer, stream: list[int], room: int) -> list[int]:
+    """The opening whole bars of `stream` that fit in `room` tokens (at least one bar)."""
+    starts = [int(b) for b in composer.tokenizer.bar_starts(stream)] + [len(stream)]
+    fitting = [b for b in starts[1:] if b <= room]
+    return stream[: fitting[-1] if fitting else starts[1]]
+
+
+def _fim_block(composer, prefix: list[int], suffix: list[int]) -> list[int]:
+    """FIM_PRE prefix FIM_SUF suffix FIM_MID, with the prefix cut to its last bars if too long."""
+    v = composer.tokenizer.vocab
+    room = composer.model.cfg.context // 2 - len(suffix) - 16
+    prefix = composer.generator._trim(list(prefix), max(room, 0))
+    return [v["FIM_PRE"], *prefix, v["FIM_SUF"], *suffix, v["FIM_MID"]]
+
+
+def _to_score(composer, ids, semitones, order, names, programs, req: Request) -> Score:
+    """Decoded slots → named tracks in request order, in the requested key, tempo and metre."""
+    decoded = composer.tokenizer.decode(ids).resample(TPQ)
+    by_slot = {t.program: t for t in decoded.tracks}
+    score = Score(TPQ)
+    num, den = (int(x) for x in req.time_signature.split("/"))
+    score.time_signatures.append(TimeSignature(0, num, den))
+    score.tempos.append(Tempo(0, req.tempo))
+    tonic, mode = parse_key(req.key)
+    score.key_signatures.append(KeySignature(0, _sharps(tonic, mode), 0 if mode == "major" else 1))
+    tracks: list[Track | None] = [None] * len(order)
+    bar_ticks = TPQ * 4 * num // den
+    for slot, idx in enumerate(order):
+        track = Track(name=names[idx], program=programs[idx], is_drum=False)
+        src = by_slot.get(slot)
+        if src is not None:
+            for note in src.notes:
+                note.pitch = note.pitch + semitones
+                note.velocity = 84 if slot == 0 else 72
+                track.notes.append(note)
+        _clip_overlaps(track, req.bars * bar_ticks)
+        tracks[idx] = track
+    score.tracks = [t for t in tracks if t is not None]
+    return score
+
+
+def _clip_overlaps(track: Track, end: int) -> None:
+    """One line per instrument: a note ends where the next one starts, and nothing rings past the
+    last bar (a loop must be exactly its bars long)."""
+    track.notes.sort()
+    notes = list(track.notes)
+    for a, b in zip(notes, notes[1:]):
+        if a.time + a.duration > b.time:
+            a.duration = b.time - a.time
+    for n in notes:
+        n.duration = min(n.duration, end - n.time)
+    track.notes.filter(lambda n: n.duration > 0 and n.time < end, inplace=True)
+
+
+def _sharps(tonic_pc: int, mode: str) -> int:
+    """Key-signature accidentals (-7..7) of a key, preferring the common spelling (Bb over A#)."""
+    major_pc = tonic_pc if mode == "major" else (tonic_pc + 3) % 12
+    return {0: 0, 7: 1, 2: 2, 9: 3, 4: 4, 11: 5, 6: 6, 1: -5, 8: -4, 3: -3, 10: -2, 5: -1}[major_pc]
+
+
+def _track_names(insts: list[Instrument]) -> list[str]:
+    counts: dict[str, int] = {}
+    for i in insts:
+        counts[i.name] = counts.get(i.name, 0) + 1
+    seen: dict[str, int] = {}
+    names = []
+    for i in insts:
+        base = i.name.title()
+        if counts[i.name] > 1:
+            seen[i.name] = seen.get(i.name, 0) + 1
+            base = f"{base} {seen[i.name]}"
+        names.append(base)
+    return names
+
+
+def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, timings: dict, t0: float):
+    from musedraft.draft import Draft  # noqa: PLC0415
+
+    report = None
+    if do_repair:
+        from musedraft.harmony import repair as harmony_repair  # noqa: PLC0415
+
+        t = time.perf_counter()
+        result = harmony_repair(score)
+        score = result.score
+        report = {"edits": [e.to_dict() for e in result.edits],
+                  "findings_before": [f.to_dict() for f in result.findings_before],
+                  "findings_after": [f.to_dict() for f in result.findings_after],
+                  "notes": sum(len(t.notes) for t in score.tracks)}
+        timings["repair"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    return Draft(score=score, request=req.to_dict(), seed=req.seed, model_id=composer.model_id, key=req.key,
+                 loop=req.loop, repair=report, timings={k: round(v, 4) for k, v in timings.items()})
+
+
+def estimate_key(score: Score) -> str:
+    """The key of a score: its MIDI key signature if it has one, else a Krumhansl-Schmuckler
+    analysis (music21) of its duration-weighted pitch classes."""
+    if len(score.key_signatures):
+        ks = score.key_signatures[0]
+        names = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+        major_pc = (ks.key * 7) % 12
+        return f"{names[major_pc]} major" if ks.tonality == 0 else f"{names[(major_pc + 9) % 12]} minor"
+    from musedraft.harmony.keys import key_of_score  # noqa: PLC0415
+
+    return key_of_score(score)
+
+
+def _primer_parts(source) -> tuple[Score, dict | None]:
+    from musedraft.score import load_midi  # noqa: PLC0415
+
+    if hasattr(source, "score") and hasattr(source, "request"):  # a Draft
+        return source.score.copy(), source.request
+    if isinstance(source, Score):
+        return source.copy(), None
+    return load_midi(source), None
+
+
+def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int):
+    """A user's score in the model's terms: normalised tracks, header, stream, and how to map back."""
+    from musedraft.score import tempo_bpm, time_signature  # noqa: PLC0415
+
+    score, request = _primer_parts(source)
+    tok = composer.tokenizer
+    score = score.resample(TPQ)
+    pitched = [t for t in score.tracks if not t.is_drum and len(t.notes)][: tok.vocab.config.max_tracks]
+    names = [t.name or f"Track {i + 1}" for i, t in enumerate(pitched)]
+    programs = [int(t.program) for t in pitched]
+    key = (request or {}).get("key") or estimate_key(score)
+    style = style or (request or {}).get("style") or "classical"
+    tonic, mode = parse_key(key)
+    shift = normalising_shift(tonic, mode)
+    normal = tok.slot_score(transpose(score, shift, *tok.vocab.config.pitch_range))
+    header = tok.header_ids(Controls.of_score(normal, style, mode))
+    stream = tok.stream_ids(normal)
+    ranges = []
+    for t, program in zip(normal.tracks, programs):
+        inst = get_instrument(program)
+        pitches = [n.pitch for n in t.notes]
+        ranges.append((min(inst.low + shift, min(pitches)), max(inst.high + shift, max(pitches))))
+    num, den = time_signature(score)
+    req = Request(style, key, round(tempo_bpm(score), 2), f"{num}/{den}", names, bars, int(seed), False)
+    return header, stream, shift, names, programs, ranges, mode, req
+
+
+def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int = 0, repair: bool = True,
+                  temperature: float = 0.9, top_p: float = 0.95, model: Composer | str | None = None):
+    """Continue a user's music by `bars` bars, ending on a cadence.
+
+    Args:
+        primer: a MIDI path, MIDI bytes, a symusic Score or a Draft. Its tracks (up to 8 pitched ones)
+            keep their names and programs; its notes are quantised to the model's 32nd-note grid.
+        bars: how many new bars to add after the primer's last bar.
+    Returns:
+        A Draft holding the primer followed by the continuation, in the primer's key, tempo and metre.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(bars, int) or not 1 <= bars <= 256:
+        raise RequestError(f"bars must be a whole number from 1 to 256, not {bars!r}.")
+    composer = model if isinstance(model, Composer) else load_model(model)
+    header, stream, shift, names, programs, ranges, mode, req = _prepare(composer, primer, style, bars, seed)
+    primer_bars = len(composer.tokenizer.bar_starts(stream))
+    cfg = _sampling(temperature, top_p, req.density)
+    t1 = time.perf_counter()
+    new = _generate(composer, header, stream, bars, ranges, mode, req, cfg, cadence=True, tempo=None)
+    timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
+    req.bars = primer_bars + bars
+    score = _to_score(composer, header + stream + new, -shift, list(range(len(names))), names, programs, req)
+    return _finish(score, req, composer, repair, timings, t0)
+
+
+def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed: int = 0, repair: bool = True,
+               temperature: float = 0.9, top_p: float = 0.95, model: Composer | str | None = None):
+    """Rewrite bars `first..last` (1-based, inclusive), keeping the music before and after them.
+
+    The new bars are written with both sides in view (fill-in-the-middle), so they lead into what
+    follows; regenerating the final bars writes a new cadence instead.
+    """
+    t0 = time.perf_counter()
+    composer = model if isinstance(model, Composer) else load_model(model)
+    header, stream, shift, names, programs, ranges, mode, req = _prepare(composer, source, style, 0, seed)
+    starts = list(composer.tokenizer.bar_starts(stream)) + [len(stream)]
+    total = len(starts) - 1
+    first, last = bars
+    if not 1 <= first <= last <= total:
+        raise RequestError(f"bars={bars} must lie within 1-{total} (the music has {total} bars).")
+    prefix, suffix = stream[: starts[first - 1]], stream[starts[last]:]
+    cfg = _sampling(temperature, top_p, req.density)
+    t1 = time.perf_counter()
+    n = last - first + 1
+    if suffix:
+        fixed = header + _fim_block(composer, prefix, _leading_bars(composer, suffix, composer.model.cfg.context // 4))
+        middle = _generate(composer, fixed, [], n, ranges, mode, req, cfg, cadence=False, tempo=None)
+    else:
+        middle = _generate(composer, header, prefix, n, ranges, mode, req, cfg, cadence=True, tempo=None)
+    timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
+    req.bars = total
+    score = _to_score(composer, header + prefix + middle + suffix, -shift, list(range(len(names))), names,
+                      programs, req)
+    return _finish(score, req, composer, repair, timings, t0)
