@@ -46,12 +46,18 @@ class Draft:
     def to_pretty_midi(self) -> pretty_midi.PrettyMIDI:
         """The draft as pretty_midi sees the exported MIDI file (same tracks, programs, tempo)."""
         import io  # noqa: PLC0415
+        import warnings  # noqa: PLC0415
 
         import pretty_midi  # noqa: PLC0415
 
         from musedraft.export import midi_bytes  # noqa: PLC0415
 
-        return pretty_midi.PrettyMIDI(io.BytesIO(midi_bytes(self.score, key=self.key, markers=self.markers())))
+        data = midi_bytes(self.score, key=self.key, markers=self.markers())
+        with warnings.catch_warnings():
+            # We repeat the key signature in every instrument track (MuseScore 3 reads it only
+            # there); pretty_midi warns about that, then merges the copies correctly.
+            warnings.filterwarnings("ignore", message="Tempo, Key or Time signature", category=RuntimeWarning)
+            return pretty_midi.PrettyMIDI(io.BytesIO(data))
 
     def to_music21(self) -> music21.stream.Score:
         """The notation view: named parts, key, metre, rhythms on a sixteenth grid."""

@@ -4,7 +4,8 @@ We write the file ourselves with mido rather than `Score.dump_midi`: symusic 0.6
 map inside the first instrument's track, gives a 16th pitched track the channel of the 1st, and
 pretty_midi drops markers. Here track 0 is a conductor track (tempo, time and key signatures,
 markers) and every instrument gets a named track, its GM program and a channel of its own (drums
-on channel 10).
+on channel 10). Pitched tracks repeat the key signature: MuseScore 3 reads keys only from the
+track holding the notes (pretty_midi warns about that, and reads it correctly).
 """
 
 from __future__ import annotations
@@ -107,10 +108,14 @@ def midi_file(score: Score, *, key: str | None = None, markers: Iterable[tuple[i
     if "tick" not in str(score.ttype).lower():
         score = score.to("tick")
     channels = assign_channels(score)
+    if key is not None:
+        keys = [(0, _key_name(*key_signature(key)))]
+    else:
+        keys = [(int(ks.time), _key_name(int(ks.key), _mode(ks))) for ks in score.key_signatures]
     mid = mido.MidiFile(type=1, ticks_per_beat=int(score.ticks_per_quarter))
-    mid.tracks.append(_conductor_track(score, key, markers))
+    mid.tracks.append(_conductor_track(score, keys, markers))
     for track, channel in zip(score.tracks, channels, strict=True):
-        mid.tracks.append(_instrument_track(track, channel))
+        mid.tracks.append(_instrument_track(track, channel, [] if track.is_drum else keys))
     return mid
 
 
@@ -142,7 +147,7 @@ def write_midi(
     return path
 
 
-def _conductor_track(score: Score, key: str | None, markers: Iterable[tuple[int, str]]) -> mido.MidiTrack:
+def _conductor_track(score: Score, keys: list[tuple[int, str]], markers: Iterable[tuple[int, str]]) -> mido.MidiTrack:
     import mido  # noqa: PLC0415
 
     events: list[tuple[int, int, mido.MetaMessage]] = []  # (tick, order, message)
@@ -156,12 +161,8 @@ def _conductor_track(score: Score, key: str | None, markers: Iterable[tuple[int,
             events.append(
                 (int(ts.time), 1, mido.MetaMessage("time_signature", numerator=int(ts.numerator), denominator=int(ts.denominator)))
             )
-    if key is not None:
-        sharps, mode = key_signature(key)
-        events.append((0, 2, mido.MetaMessage("key_signature", key=_key_name(sharps, mode))))
-    else:
-        for ks in score.key_signatures:
-            events.append((int(ks.time), 2, mido.MetaMessage("key_signature", key=_key_name(int(ks.key), _mode(ks)))))
+    for tick, name in keys:
+        events.append((tick, 2, mido.MetaMessage("key_signature", key=name)))
     tempos = list(score.tempos)
     if not tempos:
         events.append((0, 3, mido.MetaMessage("set_tempo", tempo=500_000)))
@@ -175,7 +176,9 @@ def _conductor_track(score: Score, key: str | None, markers: Iterable[tuple[int,
     return _to_track(events)
 
 
-def _instrument_track(track, channel: int) -> mido.MidiTrack:
+def _instrument_track(track, channel: int, keys: list[tuple[int, str]]) -> mido.MidiTrack:
+    """A named instrument track. It repeats the key signature: MuseScore 3 reads keys only from
+    the track holding the notes and otherwise guesses one from the pitches."""
     import mido  # noqa: PLC0415
 
     name = track.name or ("drums" if track.is_drum else f"program {int(track.program)}")
@@ -185,6 +188,7 @@ def _instrument_track(track, channel: int) -> mido.MidiTrack:
         (0, 2, mido.Message("control_change", channel=channel, control=0, value=0)),  # GM bank 0
         (0, 3, mido.Message("program_change", channel=channel, program=0 if track.is_drum else int(track.program))),
     ]
+    events += [(tick, 1, mido.MetaMessage("key_signature", key=name)) for tick, name in keys]
     for cc in track.controls:
         events.append((int(cc.time), 4, mido.Message("control_change", channel=channel, control=int(cc.number), value=int(cc.value))))
     for bend in track.pitch_bends:

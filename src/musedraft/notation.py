@@ -67,17 +67,19 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     Args:
         score: the hub score (one track per instrument; empty tracks are left out).
         key: 'D major' etc.; sets the key signature and respells pitches into that key. None
-            keeps the key signature in the score, if any.
+            takes the score's first key signature, if any (later key changes are not kept).
         title: the movement title shown above the music.
 
     Returns:
         A music21 Score with one Part per non-empty track, named after the track, with its GM
         program, time signature, key and tempo, durations on a sixteenth grid.
     """
-    from music21 import instrument, metadata, midi, stream  # noqa: PLC0415
+    from music21 import clef, instrument, metadata, midi, stream  # noqa: PLC0415
     from music21 import key as m21key  # noqa: PLC0415
     from music21.midi import translate  # noqa: PLC0415
 
+    if key is None and len(score.key_signatures):
+        key = _key_of(score.key_signatures[0])
     kept = [t for t in score.tracks if len(t.notes)]
     snapped = quantise(score)
     snapped.tracks = [t for t in snapped.tracks if len(t.notes)]
@@ -96,6 +98,8 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
         if track.is_drum:
             inst = instrument.UnpitchedPercussion()
             inst.midiChannel = 9
+            for old in list(part.recurse().getElementsByClass(clef.Clef)):
+                old.activeSite.replace(old, clef.PercussionClef())
         else:
             inst = instrument.instrumentFromMidiProgram(int(track.program))
             inst.midiProgram = int(track.program)
@@ -104,12 +108,11 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
         _split_voices(part)
         first = part.getElementsByClass(stream.Measure).first() or part
         first.insert(0, inst)
-        if m21_key is not None:
-            for old in list(part.recurse().getElementsByClass(m21key.KeySignature)):
-                old.activeSite.remove(old)
+        for old in list(part.recurse().getElementsByClass(m21key.KeySignature)):
+            old.activeSite.remove(old)
+        if m21_key is not None and not track.is_drum:
             first.insert(0, m21key.Key(m21_key.tonic.name, m21_key.mode))
-            if not track.is_drum:
-                _respell(part, m21_key)
+            _respell(part, m21_key)
     m21.metadata = metadata.Metadata()
     m21.metadata.title = title or "musedraft draft"
     m21.metadata.composer = ""
@@ -189,6 +192,14 @@ def _respell(part, key) -> None:
             spelled.octave = 4
             spelled.octave += (midi_number - int(round(spelled.ps))) // 12
             p.step, p.accidental, p.octave = spelled.step, spelled.accidental, spelled.octave
+
+
+def _key_of(ks) -> str:
+    """A symusic KeySignature (sharps, tonality) as a key name: (2, 0) → 'D major'."""
+    majors = "Cb Gb Db Ab Eb Bb F C G D A E B F# C#".split()
+    minors = "Ab Eb Bb F C G D A E B F# C# G# D# A#".split()
+    sharps = max(-7, min(7, int(ks.key)))
+    return f"{minors[sharps + 7]} minor" if int(ks.tonality) == 1 else f"{majors[sharps + 7]} major"
 
 
 def _name(step: str, alter: float) -> str:

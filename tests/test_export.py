@@ -1,0 +1,196 @@
+"""MIDI and MusicXML export: what a DAW, pretty_midi, music21 and a notation program read back."""
+
+from __future__ import annotations
+
+import io
+
+import mido
+import pretty_midi
+import pytest
+from music21 import converter, meter, note, stream
+from music21 import key as m21key
+from symusic import Note, Score, Tempo, TextMeta, TimeSignature, Track
+
+from musedraft.errors import OutputExistsError, RequestError
+from musedraft.export import DRUM_CHANNEL, assign_channels, key_signature, midi_bytes, write_midi
+from musedraft.notation import quantise, to_music21, write_musicxml
+
+TPQ = 480
+
+
+def song(*tracks, qpm: float = 90.0, ts=(3, 4)) -> Score:
+    """Score from (name, program, [(beat, beats, pitch), ...], is_drum) tuples."""
+    s = Score(TPQ)
+    s.tempos.append(Tempo(0, qpm=qpm))
+    s.time_signatures.append(TimeSignature(0, *ts))
+    for name, program, notes, drum in tracks:
+        t = Track(name=name, program=program, is_drum=drum)
+        for beat, beats, pitch in notes:
+            t.notes.append(Note(int(round(beat * TPQ)), int(round(beats * TPQ)), pitch, 80))
+        s.tracks.append(t)
+    return s
+
+
+def trio() -> Score:
+    return song(
+        ("violin", 40, [(0, 1.5, 74), (1.5, 0.5, 76), (2, 1, 78), (3, 3, 79)], False),
+        ("cello", 42, [(0, 3, 50), (3, 3, 43)], False),
+        ("drums", 0, [(b, 0.5, 36 if b % 3 == 0 else 42) for b in range(6)], True),
+    )
+
+
+# --- MIDI -------------------------------------------------------------------------------------
+
+
+def test_midi_is_type_1_with_a_conductor_track(tmp_path):
+    path = write_midi(trio(), tmp_path / "t.mid", key="D major", markers=[(0, "A"), (6 * TPQ, "loopEnd")])
+    mid = mido.MidiFile(path)
+    assert mid.type == 1 and mid.ticks_per_beat == TPQ and len(mid.tracks) == 4
+    conductor = {m.type: m for m in mid.tracks[0]}
+    assert not any(m.type == "note_on" for m in mid.tracks[0])
+    assert conductor["set_tempo"].tempo == mido.bpm2tempo(90)
+    assert (conductor["time_signature"].numerator, conductor["time_signature"].denominator) == (3, 4)
+    assert conductor["key_signature"].key == "D"
+    markers, now = [], 0
+    for m in mid.tracks[0]:
+        now += m.time
+        if m.type == "marker":
+            markers.append((now, m.text))
+    assert markers == [(0, "A"), (6 * TPQ, "loopEnd")]
+
+
+def test_each_instrument_has_a_named_track_program_and_channel_drums_on_10():
+    mid = mido.MidiFile(file=io.BytesIO(midi_bytes(trio(), key="D major")))
+    seen = []
+    for track in mid.tracks[1:]:
+        name = next(m.name for m in track if m.type == "track_name")
+        programs = [(m.channel, m.program) for m in track if m.type == "program_change"]
+        note_channels = {m.channel for m in track if m.type in ("note_on", "note_off")}
+        assert len(programs) == 1 and note_channels == {programs[0][0]}
+        seen.append((name, *programs[0]))
+    assert seen == [("violin", 0, 40), ("cello", 1, 42), ("drums", DRUM_CHANNEL, 0)]
+
+
+def test_channel_10_is_never_given_to_a_pitched_track():
+    s = song(*[(f"t{i}", i * 5, [(0, 1, 60)], False) for i in range(15)], ("kit", 0, [(0, 1, 36)], True))
+    channels = assign_channels(s)
+    assert channels[:15] == [c for c in range(16) if c != 9] and channels[15] == 9
+    assert len(set(channels)) == 16
+
+
+def test_a_16th_pitched_sound_is_refused_but_a_shared_program_shares_a_channel():
+    same = song(*[(f"p{i}", i, [(0, 1, 60)], False) for i in range(15)], ("p0 again", 0, [(0, 1, 60)], False))
+    assert assign_channels(same)[15] == assign_channels(same)[0]
+    distinct = song(*[(f"p{i}", i, [(0, 1, 60)], False) for i in range(16)])
+    with pytest.raises(RequestError, match="15 different pitched sounds"):
+        assign_channels(distinct)
+
+
+def test_round_trip_through_symusic_and_pretty_midi_keeps_names_programs_and_notes(tmp_path):
+    score = trio()
+    path = write_midi(score, tmp_path / "t.mid", key="B minor")
+    back = Score(str(path))
+    assert [(t.name, t.program, t.is_drum) for t in back.tracks] == [(t.name, t.program, t.is_drum) for t in score.tracks]
+    for a, b in zip(score.tracks, back.tracks, strict=True):
+        assert [(n.time, n.duration, n.pitch) for n in a.notes] == [(n.time, n.duration, n.pitch) for n in b.notes]
+    assert (back.key_signatures[0].key, back.key_signatures[0].tonality) == (2, 1)
+    # pretty_midi warns about key signatures outside track 0; we repeat them in each instrument
+    # track on purpose (MuseScore 3 reads keys only there) and pretty_midi merges them fine.
+    with pytest.warns(RuntimeWarning, match="non-zero tracks"):
+        pm = pretty_midi.PrettyMIDI(str(path))
+    assert len(pm.key_signature_changes) == 1 and pm.key_signature_changes[0].key_number == 11 + 12  # B minor
+    assert [(i.name, i.program, i.is_drum) for i in pm.instruments] == [("violin", 40, False), ("cello", 42, False), ("drums", 0, True)]
+    assert pm.get_tempo_changes()[1][0] == pytest.approx(90.0)
+
+
+def test_markers_already_in_the_score_are_kept():
+    score = trio()
+    score.markers.append(TextMeta(3 * TPQ, "B section"))
+    mid = mido.MidiFile(file=io.BytesIO(midi_bytes(score, markers=[(0, "A section")])))
+    assert [m.text for m in mid.tracks[0] if m.type == "marker"] == ["A section", "B section"]
+
+
+def test_overlapping_repeats_of_a_pitch_are_re_struck_not_swallowed():
+    s = song(("piano", 0, [(0, 2, 60), (1, 2, 60)], False))
+    back = Score.from_midi(midi_bytes(s))
+    assert [(n.time, n.duration) for n in back.tracks[0].notes] == [(0, TPQ), (TPQ, 2 * TPQ)]
+
+
+def test_key_signature_spelling():
+    assert key_signature("Gb major") == (-6, "major") and key_signature("F# major") == (6, "major")
+    assert key_signature("c minor") == (-3, "minor") and key_signature("D♭ major") == (-5, "major")
+    with pytest.raises(RequestError, match="Unknown key"):
+        key_signature("H major")
+
+
+def test_write_midi_refuses_to_overwrite_and_leaves_no_temp_files(tmp_path):
+    path = write_midi(trio(), tmp_path / "t.mid")
+    before = path.read_bytes()
+    with pytest.raises(OutputExistsError):
+        write_midi(song(("x", 0, [(0, 1, 60)], False)), path)
+    assert path.read_bytes() == before
+    write_midi(song(("x", 0, [(0, 1, 60)], False)), path, force=True)
+    assert path.read_bytes() != before and [p.name for p in tmp_path.iterdir()] == ["t.mid"]
+
+
+# --- MusicXML ---------------------------------------------------------------------------------
+
+
+def humanised_line() -> Score:
+    """Dotted-eighth + sixteenth pairs with ±20-tick timing jitter, as a player would record them."""
+    jitter = [15, -20, 8, -12, 20, -5, 11, -17]
+    notes = []
+    for i in range(8):
+        beat = i // 2 + (0.75 if i % 2 else 0.0)
+        beats = 0.25 if i % 2 else 0.75
+        notes.append((beat + jitter[i] / TPQ, beats - 0.02, 72 + i))
+    return song(("flute", 73, notes, False), ts=(4, 4))
+
+
+def test_quantise_snaps_to_sixteenths():
+    snapped = quantise(humanised_line())
+    step = TPQ // 4
+    assert all(n.time % step == 0 and n.duration % step == 0 and n.duration > 0 for n in snapped.tracks[0].notes)
+
+
+def test_dotted_eighths_stay_dotted_eighths():
+    part = to_music21(humanised_line(), "C major").parts[0]
+    rhythm = [(float(n.offset), n.duration.type, n.duration.dots) for n in part.recurse().notes]
+    assert rhythm[:4] == [(0.0, "eighth", 1), (0.75, "16th", 0), (1.0, "eighth", 1), (1.75, "16th", 0)]
+    assert not any(n.duration.tuplets for n in part.recurse().notesAndRests)  # no invented triplets
+
+
+def test_parts_are_named_with_key_metre_and_program():
+    m21 = to_music21(trio(), "D major")
+    assert [p.partName for p in m21.parts] == ["violin", "cello", "drums"]
+    violin = m21.parts[0]
+    assert violin.getInstruments(recurse=True)[0].midiProgram == 40
+    assert violin.recurse().getElementsByClass(m21key.Key).first().sharps == 2
+    assert violin.recurse().getElementsByClass(meter.TimeSignature).first().ratioString == "3/4"
+    assert isinstance(m21.parts[2].recurse().notes.first(), note.Unpitched)
+
+
+def test_pitches_are_spelled_in_the_key():
+    s = song(("oboe", 68, [(0, 1, 63), (1, 1, 70), (2, 1, 61), (3, 1, 71)], False), ts=(4, 4))
+    names = [n.pitch.name for n in to_music21(s, "Bb major").parts[0].recurse().notes]
+    assert names == ["E-", "B-", "D-", "B"]  # not D#, A#, C#, C-flat
+    names = [n.pitch.name for n in to_music21(s, "B major").parts[0].recurse().notes]
+    assert names == ["D#", "A#", "C#", "B"]
+    minor = song(("oboe", 68, [(0, 1, 73), (1, 1, 71)], False), ts=(4, 4))
+    assert [n.pitch.name for n in to_music21(minor, "D minor").parts[0].recurse().notes] == ["C#", "B"]
+
+
+def test_a_chord_held_under_a_moving_line_gets_its_own_voice():
+    s = song(("piano", 0, [(0, 2, 60), (0, 2, 64), (1, 2, 67), (3, 1, 62)], False), ts=(4, 4))
+    measure = to_music21(s, "C major").parts[0].getElementsByClass(stream.Measure).first()
+    assert len(measure.voices) == 2
+
+
+def test_musicxml_file_reads_back(tmp_path):
+    path = write_musicxml(trio(), tmp_path / "t.musicxml", "D major")
+    back = converter.parse(str(path), forceSource=True)
+    assert [p.partName for p in back.parts] == ["violin", "cello", "drums"]
+    assert back.parts[0].recurse().getElementsByClass(m21key.KeySignature).first().sharps == 2
+    assert back.parts[0].recurse().notes.first().duration.quarterLength == 1.5
+    with pytest.raises(OutputExistsError):
+        write_musicxml(trio(), path)
