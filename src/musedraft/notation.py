@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import music21
     from symusic import Score
 
-__all__ = ["to_music21", "write_musicxml", "quantise", "GRID_DIVISOR"]
+__all__ = ["to_music21", "write_musicxml", "musicxml_bytes", "quantise", "GRID_DIVISOR"]
 
 GRID_DIVISOR = 4  # notes snap to 1/4 of a quarter: sixteenths, so a dotted eighth stays one
 
@@ -74,7 +74,7 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
         A music21 Score with one Part per non-empty track, named after the track, with its GM
         program, time signature, key and tempo, durations on a sixteenth grid.
     """
-    from music21 import clef, instrument, metadata, midi, stream  # noqa: PLC0415
+    from music21 import clef, instrument, metadata, midi, stream, tempo  # noqa: PLC0415
     from music21 import key as m21key  # noqa: PLC0415
     from music21.midi import translate  # noqa: PLC0415
 
@@ -83,6 +83,12 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     kept = [t for t in score.tracks if len(t.notes)]
     snapped = quantise(score)
     snapped.tracks = [t for t in snapped.tracks if len(t.notes)]
+    # music21 reads channel-10 notes as Unpitched and forgets which drum they were (key 51 comes
+    # back as plain "Percussion"): hand drums over as pitches and make them Unpitched ourselves.
+    shared = next((int(t.program) for t in snapped.tracks if not t.is_drum), 0)
+    for track in snapped.tracks:
+        if track.is_drum:
+            track.is_drum, track.program = False, shared
     mf = midi.MidiFile()
     mf.readstr(midi_bytes(snapped, key=key))
     m21 = translate.midiFileToStream(mf, quantizePost=True, quarterLengthDivisors=(GRID_DIVISOR,))
@@ -100,6 +106,7 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
             inst.midiChannel = 9
             for old in list(part.recurse().getElementsByClass(clef.Clef)):
                 old.activeSite.replace(old, clef.PercussionClef())
+            _to_unpitched(part)
         else:
             inst = instrument.instrumentFromMidiProgram(int(track.program))
             inst.midiProgram = int(track.program)
@@ -113,6 +120,9 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
         if m21_key is not None and not track.is_drum:
             first.insert(0, m21key.Key(m21_key.tonic.name, m21_key.mode))
             _respell(part, m21_key)
+    for part in parts[1:]:  # one tempo mark above the score, not one stacked per part
+        for mark in list(part.recurse().getElementsByClass(tempo.MetronomeMark)):
+            mark.activeSite.remove(mark)
     m21.metadata = metadata.Metadata()
     m21.metadata.title = title or "musedraft draft"
     m21.metadata.composer = ""
@@ -128,10 +138,106 @@ def write_musicxml(
         OutputExistsError: `path` exists and `force` is False (checked before any work).
     """
     path = check_writable(path, force)
-    m21 = to_music21(score, key, title=title)
+    data = musicxml_bytes(to_music21(score, key, title=title))
     with atomic_path(path, force=True) as tmp:
-        m21.write("musicxml", fp=str(tmp))
+        tmp.write_bytes(data)
     return path
+
+
+def musicxml_bytes(m21: music21.stream.Score) -> bytes:
+    """MusicXML for a score from `to_music21`, with drum parts a notation program recognises.
+
+    music21 writes every drum note of a part as one anonymous instrument. MuseScore needs one
+    `<score-instrument>` per drum with its `<midi-unpitched>` key, and an `<instrument>` on each
+    note; we tag each drum note with a private colour, export, and rewrite the tags into those.
+    """
+    from music21 import note  # noqa: PLC0415
+    from music21.musicxml.m21ToXml import GeneralObjectExporter  # noqa: PLC0415
+
+    drums = []
+    tagged = []
+    for i, part in enumerate(m21.parts):
+        hits = [u for el in part.recurse().notes for u in getattr(el, "notes", (el,)) if isinstance(u, note.Unpitched)]
+        for u in hits:
+            if u.style.color is None and "gm_key" in u.editorial:
+                u.style.color = f"#0000{int(u.editorial['gm_key']):02X}"
+                tagged.append(u)
+        if hits:
+            drums.append(i)
+    try:
+        raw = GeneralObjectExporter(m21).parse()
+    finally:
+        for u in tagged:  # leave the caller's score as it was
+            u.style.color = None
+    return _rewrite_drum_parts(raw, drums) if drums else raw
+
+
+# GM percussion key → (display pitch, notehead) on a percussion staff, after common drum-set
+# notation: bass drums in the bottom space, snare in the third space, toms between, cymbals and
+# hi-hats above the staff with x heads. Keys not listed sit on the snare line.
+_DRUM_DISPLAY = {
+    35: ("E4", "normal"), 36: ("F4", "normal"), 37: ("C5", "x"), 38: ("C5", "normal"), 39: ("C5", "x"),
+    40: ("C5", "normal"), 41: ("G4", "normal"), 42: ("G5", "x"), 43: ("A4", "normal"), 44: ("D4", "x"),
+    45: ("B4", "normal"), 46: ("G5", "circle-x"), 47: ("D5", "normal"), 48: ("E5", "normal"), 49: ("A5", "x"),
+    50: ("F5", "normal"), 51: ("F5", "x"), 52: ("A5", "x"), 53: ("F5", "diamond"), 54: ("E5", "x"),
+    55: ("B5", "x"), 56: ("E5", "triangle"), 57: ("B5", "x"), 59: ("F5", "x"),
+}
+
+
+def _to_unpitched(part) -> None:
+    """Turn a drum part's notes (read as pitches = GM keys) into Unpitched notes and chords."""
+    from music21 import note, percussion  # noqa: PLC0415
+
+    for element in list(part.recurse().notes):
+        hits = []
+        for p in element.pitches:
+            display, head = _DRUM_DISPLAY.get(int(p.midi), ("C5", "normal"))
+            hit = note.Unpitched(displayName=display)
+            hit.notehead = head
+            hit.editorial["gm_key"] = int(p.midi)
+            hits.append(hit)
+        new = hits[0] if len(hits) == 1 else percussion.PercussionChord(hits)
+        new.duration = element.duration
+        if element.tie is not None:
+            for hit in hits:
+                hit.tie = element.tie.__class__(element.tie.type)
+        element.activeSite.replace(element, new)
+
+
+def _rewrite_drum_parts(raw: bytes, drum_parts: list[int]) -> bytes:
+    """Colour tags on drum notes → one score-instrument per GM key and an instrument per note."""
+    import xml.etree.ElementTree as ET  # noqa: PLC0415
+
+    import pretty_midi  # noqa: PLC0415  (GM drum names)
+
+    start = raw.index(b"<score-partwise")
+    root = ET.fromstring(raw[start:])
+    score_parts, parts = root.find("part-list").findall("score-part"), root.findall("part")
+    for i in drum_parts:
+        header, part = score_parts[i], parts[i]
+        pid, keys = header.get("id"), set()
+        for n in part.iter("note"):
+            colour = n.get("color", "")
+            if not (colour.startswith("#0000") and n.find("unpitched") is not None):
+                continue
+            key = int(colour[5:7], 16)
+            keys.add(key)
+            for el in n.iter():
+                el.attrib.pop("color", None)
+            after = max(j for j, c in enumerate(n) if c.tag in ("grace", "chord", "cue", "unpitched", "duration", "tie"))
+            n.insert(after + 1, ET.Element("instrument", id=f"{pid}-I{key + 1}"))
+        for old in header.findall("score-instrument") + header.findall("midi-instrument"):
+            header.remove(old)
+        at = max(j for j, c in enumerate(header) if c.tag.startswith("part-")) + 1
+        for offset, key in enumerate(sorted(keys)):
+            inst = ET.Element("score-instrument", id=f"{pid}-I{key + 1}")
+            ET.SubElement(inst, "instrument-name").text = pretty_midi.note_number_to_drum_name(key) or f"Percussion {key}"
+            header.insert(at + offset, inst)
+        for key in sorted(keys):
+            midi = ET.SubElement(header, "midi-instrument", id=f"{pid}-I{key + 1}")
+            ET.SubElement(midi, "midi-channel").text = "10"
+            ET.SubElement(midi, "midi-unpitched").text = str(key + 1)
+    return raw[:start] + ET.tostring(root, encoding="unicode").encode("utf-8")
 
 
 def _split_voices(part) -> None:

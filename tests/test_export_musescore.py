@@ -1,0 +1,99 @@
+"""MuseScore 3 opens our exports: one part per track, the right names, programs, key and metre.
+
+MuseScore converts headless (`QT_QPA_PLATFORM=offscreen mscore3 -o out.mscx in.musicxml`); we read
+its own .mscx to see what a user would see. Skipped where mscore3 is not installed
+(`apt-get install musescore3`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from symusic import Note, Score, Tempo, TimeSignature, Track
+
+from musedraft.draft import Draft
+
+MSCORE = shutil.which("mscore3") or shutil.which("musescore3")
+pytestmark = pytest.mark.skipif(MSCORE is None, reason="MuseScore 3 is not installed (apt-get install musescore3)")
+TPQ = 480
+TRACKS = (("flute", 73, False), ("viola", 41, False), ("cello", 42, False), ("drums", 0, True))
+
+
+def quartet() -> Score:
+    """Four named tracks in Eb major, 3/4, eight bars; the drums keep time."""
+    s = Score(TPQ)
+    s.tempos.append(Tempo(0, qpm=96.0))
+    s.time_signatures.append(TimeSignature(0, 3, 4))
+    lines = {"flute": [75, 79, 82, 80, 79, 77], "viola": [63, 67, 65, 63, 62, 63], "cello": [51, 46, 48, 44, 46, 39]}
+    for name, program, drum in TRACKS:
+        t = Track(name=name, program=program, is_drum=drum)
+        for beat in range(24):
+            if drum:
+                t.notes.append(Note(beat * TPQ, TPQ // 2, 36 if beat % 3 == 0 else 42, 90))
+            elif beat % 2 == 0 or name == "flute":
+                pitch = lines[name][(beat // 2) % 6] if name != "flute" else lines[name][beat % 6]
+                t.notes.append(Note(beat * TPQ, TPQ * (1 if name == "flute" else 2), pitch, 80))
+        s.tracks.append(t)
+    return s
+
+
+def mscore(src: Path, dst: Path) -> Path:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([MSCORE, "-o", str(dst), str(src)], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0 and dst.is_file(), proc.stderr[-2000:]
+    return dst
+
+
+def parts_of(mscx: Path) -> list[dict]:
+    """What MuseScore shows: per part its name, MIDI program, staves, key and time signatures."""
+    score = ET.parse(mscx).getroot().find("Score")
+    staff_music = {s.get("id"): s for s in score.findall("Staff")}
+    parts = []
+    for part in score.findall("Part"):
+        staves = [s.get("id") for s in part.findall("Staff")]
+        instrument = part.find("Instrument")
+        first = staff_music[staves[0]]
+        key = first.find(".//KeySig/accidental")
+        parts.append({
+            "name": instrument.findtext("longName") or part.findtext("trackName"),
+            "program": int(instrument.find("Channel/program").get("value")),
+            "staves": len(staves),
+            "key": int(key.text) if key is not None else None,
+            "time": (first.findtext(".//TimeSig/sigN"), first.findtext(".//TimeSig/sigD")),
+            "percussion": part.find("Staff/StaffType").get("group") == "percussion",
+        })
+    return parts
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> dict[str, Path]:
+    draft = Draft(quartet(), {"style": "classical", "bars": 8}, seed=3, model_id="test", key="Eb major", loop=True)
+    return draft.save(tmp_path_factory.mktemp("draft"), audio=False)
+
+
+def test_musicxml_opens_with_one_named_part_per_track(saved, tmp_path):
+    parts = parts_of(mscore(saved["musicxml"], tmp_path / "x.mscx"))
+    assert [(p["name"], p["program"], p["percussion"]) for p in parts] == [(n, prog, d) for n, prog, d in TRACKS]
+    assert all(p["staves"] == 1 and p["time"] == ("3", "4") for p in parts)
+    assert [p["key"] for p in parts if not p["percussion"]] == [-3, -3, -3]
+
+
+def test_midi_opens_with_one_part_per_track_keeping_names_and_programs(saved, tmp_path):
+    parts = parts_of(mscore(saved["midi"], tmp_path / "m.mscx"))
+    assert len(parts) == len(TRACKS)
+    for part, (name, program, drum) in zip(parts, TRACKS, strict=True):
+        assert name in part["name"]  # MuseScore titles MIDI parts "<GM name>, <track name>"
+        assert part["program"] == program and part["percussion"] == drum
+        assert part["time"] == ("3", "4")
+        if not drum:
+            assert part["key"] == -3  # read from the file, not guessed from the notes
+
+
+def test_musicxml_engraves_to_pdf(saved, tmp_path):
+    pdf = mscore(saved["musicxml"], tmp_path / "score.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000
