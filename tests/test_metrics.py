@@ -1,0 +1,149 @@
+"""Metrics: each vectorised metric equals a plain per-note reference, holds its bounds on random
+scores, ignores transposition where it should, and is NaN where it is undefined."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from symusic import Note, Score, TimeSignature, Track
+from tests.conftest import make_score
+
+from musedraft import metrics
+from musedraft.metrics import METRICS
+
+# (pitch, onset in quarters, duration in quarters) on an eighth-note grid, up to 3 parts
+notes_st = st.lists(st.tuples(st.integers(36, 90), st.integers(0, 63).map(lambda x: x / 2),
+                              st.integers(1, 8).map(lambda x: x / 2)), min_size=1, max_size=40)
+score_st = st.lists(notes_st, min_size=1, max_size=3).map(lambda tracks: make_score(*tracks))
+
+
+def _rows(score: Score) -> list[tuple[int, int, int]]:
+    """(start, end, pitch) of every pitched note, the slow way."""
+    return [(n.time, n.time + n.duration, n.pitch) for t in score.tracks if not t.is_drum for n in t.notes]
+
+
+def ref_polyphony(score: Score) -> float:
+    rows = _rows(score)
+    onsets = sorted({s for s, _, _ in rows})
+    return sum(sum(1 for s, e, _ in rows if s <= t < e) for t in onsets) / len(onsets)
+
+
+def ref_empty_beat_rate(score: Score) -> float:
+    rows, tpq = _rows(score), score.ticks_per_quarter
+    beats = math.ceil(max(e for _, e, _ in rows) / tpq)
+    empty = [not any(s < (b + 1) * tpq and e > b * tpq for s, e, _ in rows) for b in range(beats)]
+    return sum(empty) / beats
+
+
+def ref_groove(score: Score) -> float:
+    rows, tpq = _rows(score), score.ticks_per_quarter
+    bar = tpq * 4  # the hypothesis scores are 4/4
+    n_bars = (max(e for _, e, _ in rows) - 1) // bar + 1
+    patterns = [set() for _ in range(n_bars)]
+    for s, _, _ in rows:
+        patterns[s // bar].add(round((s % bar) / (tpq / 4)))
+    dists = [len(a ^ b) / 16 for a, b in zip(patterns, patterns[1:], strict=False)]
+    return 1 - sum(dists) / len(dists)
+
+
+def ref_entropy(score: Score) -> float:
+    pcs = [p % 12 for _, _, p in _rows(score)]
+    probs = [pcs.count(c) / len(pcs) for c in set(pcs)]
+    return -sum(p * math.log2(p) for p in probs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(score_st)
+def test_vectorised_metrics_equal_plain_references(score):
+    assert metrics.polyphony(score) == pytest.approx(ref_polyphony(score))
+    assert metrics.empty_beat_rate(score) == pytest.approx(ref_empty_beat_rate(score))
+    assert metrics.pitch_class_entropy(score) == pytest.approx(ref_entropy(score))
+    groove = metrics.groove_consistency(score)
+    if score.end() > 4 * score.ticks_per_quarter:
+        assert groove == pytest.approx(ref_groove(score))
+    else:
+        assert math.isnan(groove)
+
+
+@settings(max_examples=60, deadline=None)
+@given(score_st)
+def test_metrics_stay_in_their_bounds(score):
+    values = metrics.compute_all(score)
+    assert set(values) == set(METRICS)
+    assert 0.0 <= values["pitch_class_entropy"] <= math.log2(12) + 1e-9
+    assert 7 / 12 - 1e-9 <= values["scale_consistency"] <= 1.0  # any 12 classes: a scale holds 7
+    assert 0.0 <= values["empty_beat_rate"] < 1.0  # the beat of the first note is never empty
+    assert values["polyphony"] >= 1.0
+    assert values["pitch_range"] >= 0.0 and values["notes_per_bar"] > 0.0
+    assert math.isnan(values["groove_consistency"]) or 0.0 <= values["groove_consistency"] <= 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(score_st, st.integers(-12, 12))
+def test_pitch_metrics_ignore_transposition(score, semitones):
+    shifted = score.shift_pitch(semitones)
+    for name in ("pitch_class_entropy", "scale_consistency", "pitch_range", "polyphony", "groove_consistency"):
+        a, b = METRICS[name](score), METRICS[name](shifted)
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b), name
+
+
+def test_every_metric_is_nan_without_pitched_notes():
+    drums = Score(480)
+    track = Track(is_drum=True)
+    track.notes.append(Note(0, 480, 36, 90))
+    drums.tracks.append(track)
+    for empty in (Score(480), drums):
+        assert all(math.isnan(v) for v in metrics.compute_all(empty).values())
+
+
+def test_drum_tracks_are_ignored():
+    score = make_score([(60, 0, 1), (64, 1, 1)])
+    with_drums = score.copy()
+    drums = Track(is_drum=True)
+    for q in range(8):
+        drums.notes.append(Note(q * 480, 240, 36 + q, 90))
+    with_drums.tracks.append(drums)
+    assert metrics.compute_all(with_drums) == pytest.approx(metrics.compute_all(score), nan_ok=True)
+
+
+def test_groove_consistency_uses_the_bar_length_of_the_metre():
+    # quarter + half, four times: the same pattern every bar in 3/4, shifting bar to bar in 4/4
+    rhythm = [(60 + k % 2, 3 * (k // 2) + (k % 2), 1 + k % 2) for k in range(8)]
+    in_three = make_score(rhythm, time_signature=(3, 4))
+    in_four = make_score(rhythm, time_signature=(4, 4))
+    assert metrics.groove_consistency(in_three) == 1.0
+    assert metrics.groove_consistency(in_four) < 1.0
+
+
+def test_known_values_of_a_four_part_cadence():
+    # I - V - I in C, four parts, whole bars: 12 notes, pitch classes C E G B D
+    score = make_score([(72, 0, 4), (71, 4, 4), (72, 8, 4)], [(67, 0, 4), (67, 4, 4), (67, 8, 4)],
+                       [(64, 0, 4), (62, 4, 4), (64, 8, 4)], [(48, 0, 4), (43, 4, 4), (48, 8, 4)])
+    assert metrics.scale_consistency(score) == 1.0
+    assert metrics.polyphony(score) == 4.0
+    assert metrics.groove_consistency(score) == 1.0
+    assert metrics.empty_beat_rate(score) == 0.0
+    assert metrics.pitch_range(score) == 72 - 43
+    assert metrics.notes_per_bar(score) == 4.0
+    counts = np.array([4, 4, 2, 1, 1]) / 12  # C, G, E, B, D
+    assert metrics.pitch_class_entropy(score) == pytest.approx(-(counts * np.log2(counts)).sum())
+
+
+def test_all_metrics_of_a_long_quartet_take_milliseconds():
+    rng = np.random.default_rng(0)
+    score = Score(480)
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    for _ in range(4):  # 4 parts x 256 bars of eighths: 8,192 notes
+        track = Track()
+        for k in range(256 * 8):
+            track.notes.append(Note(k * 240, 240, int(rng.integers(48, 84)), 80))
+        score.tracks.append(track)
+    metrics.compute_all(score)  # warm up
+    t0 = time.perf_counter()
+    metrics.compute_all(score)
+    assert time.perf_counter() - t0 < 0.5
