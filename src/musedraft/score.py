@@ -86,12 +86,26 @@ def _validated(score: Score, name: str) -> Score:
         what = "only drum notes" if drums else "no notes of positive length"
         raise InvalidMidiError(f"{name}: the file has {what}; musedraft needs at least one pitched part.")
     score.tracks = [t for t in score.tracks if len(t.notes)]
-    tpq = score.ticks_per_quarter
-    tempo = tempo_bpm(score)
-    hours = score.end() / tpq * 60.0 / tempo / 3600.0
+    if score.start() < 0:  # symusic keeps ticks in int32: deltas past 2**31 wrap around
+        raise InvalidMidiError(f"{name}: event times overflow (absurd tick values); re-export the file.")
+    if len(score.tempos) and score.tempos.numpy()["mspq"].min() <= 0:
+        raise InvalidMidiError(f"{name}: a tempo of 0 microseconds per quarter note is not valid MIDI; re-export the file.")
+    hours = _seconds_at(score, score.end()) / 3600.0
     if hours > MidiLimits.max_hours:
         raise InvalidMidiError(f"{name}: lasts {hours:.0f} hours; absurd tick values? At most {MidiLimits.max_hours:.0f} h are accepted.")
     return score
+
+
+def _seconds_at(score: Score, tick: int) -> float:
+    """Seconds at `tick` under the whole tempo map (a fast opening tempo must not hide a slow one)."""
+    tempos = score.tempos.numpy()
+    times, mspq = tempos["time"].astype(np.int64), tempos["mspq"].astype(np.float64)
+    order = np.argsort(times, kind="stable")
+    keep = times[order] < tick
+    starts = np.concatenate(([0], times[order][keep]))
+    rates = np.concatenate(([500_000.0], mspq[order][keep]))  # 120 BPM until the first tempo event
+    ends = np.append(starts[1:], tick)
+    return float(((ends - starts) * rates).sum() / score.ticks_per_quarter / 1e6)
 
 
 def time_signature(score: Score) -> tuple[int, int]:
