@@ -115,8 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--context", type=int, default=512)
     p.add_argument("--layers", type=int, default=5)
-    p.add_argument("--heads", type=int, default=6)
-    p.add_argument("--dim", type=int, default=192)
+    p.add_argument("--heads", type=int, default=5)
+    p.add_argument("--dim", type=int, default=160)
+    p.add_argument("--fim-rate", type=float, default=0.4, help="share of windows in fill-in-the-middle order")
+    p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on the CPU (AVX512-BF16/AMX)")
     p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true")
@@ -222,7 +224,7 @@ def _cmd_train(args) -> None:
 
     cfg = TrainConfig(shards=args.shards or default_cache_dir() / "tokens", out=args.out, steps=args.steps,
                       max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, device=args.device,
-                      resume=args.resume,
+                      resume=args.resume, fim_rate=args.fim_rate, cpu_bf16=args.cpu_bf16,
                       model=ModelConfig(context=args.context, n_layer=args.layers, n_head=args.heads, d_model=args.dim))
     print(json.dumps(train(cfg), indent=1))
 

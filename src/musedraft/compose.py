@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -80,8 +81,17 @@ def _cached(folder: str) -> Composer:
 
 
 def load_model(path: str | Path | None = None) -> Composer:
-    """The shipped model (default) or a checkpoint folder from `musedraft train`; cached per folder."""
-    return _cached(str(Path(path or DEFAULT_MODEL).resolve()))
+    """A checkpoint folder from `musedraft train`, else `$MUSEDRAFT_MODEL`, else the shipped model.
+
+    Cached per folder, so composing many drafts loads the weights once.
+    """
+    folder = path or os.environ.get("MUSEDRAFT_MODEL") or DEFAULT_MODEL
+    if not Path(folder).is_dir():
+        from musedraft.errors import ModelError  # noqa: PLC0415
+
+        raise ModelError(f"No model at {folder}: pass a checkpoint folder from `musedraft train`, or reinstall "
+                         "musedraft to restore the shipped model.")
+    return _cached(str(Path(folder).resolve()))
 
 
 def _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, loop) -> Request:

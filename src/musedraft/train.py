@@ -43,6 +43,7 @@ class TrainConfig:
     eval_batches: int = 8  # validation windows = eval_batches * batch_size (fixed seed: comparable)
     seed: int = 0
     device: str = "auto"  # 'cpu', 'cuda' or 'auto'
+    cpu_bf16: bool = False  # bf16 autocast on CPUs with AVX512-BF16/AMX (~20% faster here); CUDA always uses bf16
     resume: bool = False
     progress: bool = True
 
@@ -56,7 +57,7 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
 
 def _loss(model, batch: torch.Tensor, pad: int) -> torch.Tensor:
     logits = model(batch[:, :-1])  # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), ignore_index=pad)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), batch[:, 1:].reshape(-1), ignore_index=pad)
 
 
 @torch.no_grad()
@@ -127,7 +128,7 @@ def train(cfg: TrainConfig) -> dict:
         step, best = _load_optimizer(opt, out / "last")
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     rng = np.random.default_rng(cfg.seed * 1000 + rank + step)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or cfg.cpu_bf16)
     log = out / "log.jsonl"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
