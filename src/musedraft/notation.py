@@ -111,7 +111,8 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
             inst = instrument.instrumentFromMidiProgram(int(track.program))
             inst.midiProgram = int(track.program)
         inst.partName = inst.instrumentName = name
-        part.partName = name
+        inst.partAbbreviation = inst.instrumentAbbreviation = _abbreviation(name)
+        part.partName, part.partAbbreviation = name, _abbreviation(name)
         _split_voices(part)
         first = part.getElementsByClass(stream.Measure).first() or part
         first.insert(0, inst)
@@ -298,6 +299,16 @@ def _respell(part, key) -> None:
             spelled.octave = 4
             spelled.octave += (midi_number - int(round(spelled.ps))) // 12
             p.step, p.accidental, p.octave = spelled.step, spelled.accidental, spelled.octave
+
+
+def _abbreviation(name: str) -> str:
+    """The short name on later systems, kept distinct per part: 'Violin II' → 'Vio. II'.
+
+    >>> _abbreviation("Violin II"), _abbreviation("cello"), _abbreviation("french horn")
+    ('Vio. II', 'cello', 'fre. horn')
+    """
+    first, *rest = name.split()
+    return " ".join([first if len(first) <= 5 else first[:3] + ".", *rest])
 
 
 def _key_of(ks) -> str:
