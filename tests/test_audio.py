@@ -142,6 +142,13 @@ def test_library_and_cli_backends_render_the_same_music():
 
 
 @needs_fluidsynth
+def test_same_score_renders_identical_samples():
+    first = audio.render(two_bars())
+    audio.render(song(("x", 56, [(0, 3, 60)], False)))  # whatever ran in between
+    assert np.array_equal(first, audio.render(two_bars()))
+
+
+@needs_fluidsynth
 def test_drums_play_the_percussion_kit_on_channel_10():
     hat = [(b / 2, 0.5, 42) for b in range(8)]  # closed hi-hat in the GM kit
     drums = audio.render(song(("drums", 0, hat, True)))

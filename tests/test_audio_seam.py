@@ -140,12 +140,14 @@ def test_seam_matches_playing_the_piece_twice(renders):
 
 
 def test_a_naive_cut_fails_the_same_measures(renders):
-    """The control: cutting without folding clicks and drops the level, and the measures see it."""
-    step, typical = seam_step(renders["naive"])
+    """The control: cutting without folding clicks and drops the level, and the measures see it.
+
+    (The single-sample step of a naive cut depends on where in its cycle the waveform is cut, so
+    it is no reliable control; the click energy and the level are.)
+    """
     click, loudest_elsewhere = clicks(renders["naive"])
     rms, bands = level_and_bands_error(renders["naive"], renders["truth"])
-    assert step > typical
-    assert click > loudest_elsewhere
+    assert click > 10 * loudest_elsewhere
     assert rms > 2.0 and bands > 3.0
 
 

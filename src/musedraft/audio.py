@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -136,14 +135,13 @@ def render(
 
 
 class _Synth:
-    """One pyfluidsynth synthesizer with a loaded font, kept between renders.
+    """A fresh pyfluidsynth synthesizer with one font loaded, for one render.
 
-    Loading FluidR3 costs ~0.2 s (MuseScore_General.sf3 ~2.5 s), more than rendering a minute of
-    music, so a process that renders many drafts loads each font once.
+    A synth reused across renders keeps its chorus LFO phase and other state, so the same score
+    would render to different samples; a fresh one renders identical bytes every time. It costs
+    little: FluidSynth caches loaded samples per process, so only the first load of a font reads
+    the file (FluidR3 ~0.2 s, see docs/benchmarks.md).
     """
-
-    _cache: dict[tuple[str, int], _Synth] = {}
-    _lock = threading.Lock()
 
     def __init__(self, font: Path, sample_rate: int) -> None:
         import ctypes  # noqa: PLC0415
@@ -159,12 +157,11 @@ class _Synth:
         write.restype = ctypes.c_int
         self._write = write
 
-    @classmethod
-    def get(cls, font: Path, sample_rate: int) -> _Synth:
-        key = (str(font), sample_rate)
-        if key not in cls._cache:
-            cls._cache[key] = cls(font, sample_rate)
-        return cls._cache[key]
+    def __enter__(self) -> _Synth:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.synth.delete()
 
     def write(self, out: np.ndarray) -> None:
         """Fill `out` ((frames, 2) float32, C-contiguous) with the synth's next frames."""
@@ -172,15 +169,6 @@ class _Synth:
             address = out.ctypes.data
             if self._write(self.synth.synth, len(out), address, 0, 2, address, 1, 2) != 0:
                 raise RenderError("FluidSynth failed while rendering (fluid_synth_write_float).")
-
-    def reset(self) -> None:
-        """Silence everything and reset controllers/programs so the next render starts clean."""
-        self.synth.system_reset()
-        drain = np.zeros((4096, 2), np.float32)
-        for _ in range(64):  # up to ~6 s: let the reverb of an aborted render die away
-            self.write(drain)
-            if np.max(np.abs(drain)) < 1e-7:
-                break
 
 
 def _import_fluidsynth():
@@ -198,9 +186,7 @@ def _render_library(score: Score, font: Path, sample_rate: int) -> np.ndarray:
     mid = midi_file(score)
     total = mid.length + TAIL_MAX_S
     out = np.zeros((int(total * sample_rate) + 1, 2), np.float32)
-    with _Synth._lock:
-        synth = _Synth.get(font, sample_rate)
-        synth.reset()
+    with _Synth(font, sample_rate) as synth:
         fs, sfid = synth.synth, synth.sfid
         now_s, pos = 0.0, 0
         for msg in mid:  # mido merges the tracks and turns delta ticks into seconds via the tempo map
