@@ -1,0 +1,177 @@
+"""Harmony, repair: move each offending note by the smallest interval that removes its fault
+without creating another, and report every edit.
+
+Rhythm is never touched: a repair changes pitches, and drops a note only when no move within
+`max_move` semitones works. Each trial edit is re-checked over the few beats it can affect; an edit
+is kept only if the fault it targets is gone and no new fault appeared there. Rounds repeat on a
+freshly scanned score (keys re-analysed) until a round changes nothing, so repair(repair(x)) makes
+no edits: its first round is the last round of the first call.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from symusic import Score
+
+from musedraft.harmony.check import Region, all_faults, as_score, region_faults, region_of, to_findings
+from musedraft.harmony.clash import Fault
+from musedraft.harmony.config import RULES, HarmonyConfig
+from musedraft.harmony.findings import Edit, RepairResult
+from musedraft.harmony.scan import Context, build_context, tick_score
+
+__all__ = ["repair"]
+
+_MAX_ROUNDS = 8
+_PARTNER_RULES = {"clash", "weak-clash", "parallel-fifths", "parallel-octaves", "voice-crossing"}
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None) -> RepairResult:
+    """Fix what check() finds with the smallest pitch changes; deterministic and idempotent.
+
+    Args:
+        score: a symusic Score (left untouched) or a MIDI path.
+        config: the same settings check() takes; `repair_rules`, `max_move` and `allow_drop` steer repair.
+
+    Returns:
+        RepairResult with the new score, one Edit per changed note (original → final pitch), and the
+        findings before and after.
+    """
+    config = config or HarmonyConfig()
+    base = tick_score(as_score(score))
+    ctx = build_context(base, config)
+    before = to_findings(ctx, all_faults(ctx))
+    original = ctx.pitch.copy()
+    cause: dict[int, Fault] = {}  # note → the first fault an edit to it removed
+    messages: dict[int, str] = {}
+    for _ in range(_MAX_ROUNDS):
+        if not _round(ctx, cause, messages):
+            break
+        ctx = build_context(base, config, pitch=ctx.pitch, drop=~ctx.alive)
+    after = to_findings(ctx, all_faults(ctx))
+    return RepairResult(_apply(base, ctx), _edits(ctx, original, cause, messages), before, after)
+
+
+def _round(ctx: Context, cause: dict[int, Fault], messages: dict[int, str]) -> bool:
+    """One pass over the score's faults in time order; True if anything changed."""
+    faults = all_faults(ctx)
+    current = {f.key for f in faults}
+    queue = sorted((f for f in faults if ctx.config.repairs(f.rule)),
+                   key=lambda f: (ctx.onsets[f.onset], _SEVERITY_ORDER[ctx.config.severity_of(f.rule)], ctx.track[f.note], f.rule))
+    changed = False
+    for f in queue:
+        if f.key not in current:
+            continue  # an earlier edit already fixed it
+        message = to_findings(ctx, [f])[0].message
+        fixed = _move(ctx, f, current)
+        if fixed is not None:
+            cause.setdefault(fixed, f)
+            messages.setdefault(fixed, message)
+            changed = True
+        elif ctx.config.allow_drop and ctx.config.severity_of(f.rule) == "error" and f.rule in ("clash", "out-of-range"):
+            if _drop(ctx, f):
+                cause.setdefault(f.note, f)
+                messages.setdefault(f.note, message)
+                return True  # the voices were re-linked: start a fresh round
+    return changed
+
+
+def _candidates(ctx: Context, x: int, f: Fault) -> list[int]:
+    """Pitches to try for note x, smallest move first; among equal moves, notes of the local key,
+    then the smoother line (the original line was most likely smooth)."""
+    p = int(ctx.pitch[x])
+    inst = ctx.instruments[ctx.track[x]]
+    low, high = (inst.low, inst.high) if inst is not None else (0, 127)
+    if f.rule == "out-of-range":
+        octaves = [p + d for d in (12, -12, 24, -24, 36, -36) if low <= p + d <= high]
+        nearest = [min(max(p, low), high)]
+        return octaves + nearest
+    key = ctx.key_of(x)
+    prev, nxt = ctx.prev[x], ctx.next[x]
+    busy = {int(ctx.pitch[i]) for i in ctx.sounding[ctx.first[x]] if ctx.track[i] == ctx.track[x] and i != x}
+
+    def smooth(c: int) -> int:
+        return (abs(c - ctx.pitch[prev]) if prev >= 0 else 0) + (abs(ctx.pitch[nxt] - c) if nxt >= 0 else 0)
+
+    out = []
+    for d in range(1, ctx.config.max_move + 1):
+        pair = [c for c in (p - d, p + d) if low <= c <= high and c not in busy]
+        out += sorted(pair, key=lambda c: (c % 12 not in key.pcs, smooth(c), c))
+    return out
+
+
+def _still_there(ctx: Context, f: Fault, region: Region) -> bool:
+    return any(g.key == f.key for g in region_faults(ctx, region))
+
+
+def _move(ctx: Context, f: Fault, current: set) -> int | None:
+    """Try moving the offending note (or its partner, sparing the top voice); return the note moved."""
+    notes = [f.note]
+    if f.other is not None and f.rule in _PARTNER_RULES:
+        notes.append(f.other)
+        top = ctx.top(f.onset)
+        notes.sort(key=lambda i: i == top)  # keep the melody where a lower voice can move instead
+    for x in notes:
+        region = region_of(ctx, x)
+        before = {g.key for g in region_faults(ctx, region)}
+        if f.key not in before:
+            continue
+        old = int(ctx.pitch[x])
+        for c in _candidates(ctx, x, f):
+            ctx.pitch[x] = c
+            after = {g.key for g in region_faults(ctx, region)}
+            if f.key not in after and after <= before:
+                current.difference_update(before)
+                current.update(after)
+                return x
+            ctx.pitch[x] = old
+    return None
+
+
+def _drop(ctx: Context, f: Fault) -> bool:
+    """Last resort: silence the note, if that removes the fault and creates none."""
+    region = region_of(ctx, f.note)
+    before = {g.key for g in region_faults(ctx, region)}
+    drop = ~ctx.alive.copy()
+    drop[f.note] = True
+    trial = build_context(ctx.score, ctx.config, bar_keys=ctx.bar_keys, drop=drop, pitch=ctx.pitch)
+    after = {g.key for g in region_faults(trial, Region(trial, region.lo, region.hi, region.track))}
+    if f.key in after or not after <= before:
+        return False
+    ctx.alive[f.note] = False
+    return True
+
+
+def _apply(base: Score, ctx: Context) -> Score:
+    out = base.copy()
+    changed = np.flatnonzero(ctx.alive & (ctx.pitch != _original_pitch(base, ctx)))
+    for i in changed.tolist():
+        out.tracks[int(ctx.track[i])].notes[int(ctx.pos[i])].pitch = int(ctx.pitch[i])
+    dropped = sorted(zip(ctx.track[~ctx.alive].tolist(), ctx.pos[~ctx.alive].tolist(), strict=True), reverse=True)
+    for t, pos in dropped:  # highest position first so the others keep their index
+        del out.tracks[t].notes[pos]
+    return out
+
+
+def _original_pitch(base: Score, ctx: Context) -> np.ndarray:
+    return np.array([int(base.tracks[t].notes[p].pitch) for t, p in zip(ctx.track.tolist(), ctx.pos.tolist(), strict=True)],
+                    dtype=np.int64)
+
+
+def _edits(ctx: Context, original: np.ndarray, cause: dict[int, Fault], messages: dict[int, str]) -> list[Edit]:
+    edits = []
+    for x in sorted(cause, key=lambda i: (ctx.start[i], ctx.track[i], i)):
+        new = int(ctx.pitch[x]) if ctx.alive[x] else None
+        if new == int(original[x]):
+            continue  # moved and moved back in a later round
+        key = ctx.key_of(x)
+        name = ctx.names[ctx.track[x]]
+        old_name = key.spell(int(original[x]))
+        did = f"dropped {name} {old_name}" if new is None else f"moved {name} {old_name} to {key.spell(new)}"
+        bar, beat = ctx.meter.bar_beat(np.array([ctx.start[x]]))
+        edits.append(Edit(bar=int(bar[0]), beat=float(beat[0]), track=int(ctx.track[x]), track_name=name,
+                          old_pitch=int(original[x]), new_pitch=new, rule=cause[x].rule,
+                          reason=f"{did} ({RULES[cause[x].rule].id}): {messages[x]}", time=int(ctx.start[x])))
+    return edits

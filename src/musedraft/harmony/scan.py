@@ -1,0 +1,202 @@
+"""Harmony, scan: a score as arrays the rules read — notes, their lines, the verticals they form.
+
+Built once per check with numpy from the symusic tracks: which notes sound at every onset (the
+verticals), each note's previous and next note in its own voice (the line it moves in), the metric
+strength of every onset and the local key of every bar. Repair changes `pitch` in place and the
+rules re-read it, so everything here that depends on pitch is computed on demand, not stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from symusic import Score
+
+from musedraft.harmony.config import HarmonyConfig
+from musedraft.harmony.keys import Key, local_keys, pc_histograms
+from musedraft.harmony.meter import Meter
+from musedraft.harmony.theory import dissonance_table
+from musedraft.instruments import Instrument, get_instrument
+
+__all__ = ["Context", "build_context", "tick_score"]
+
+
+def tick_score(score: Score) -> Score:
+    """The score in ticks (symusic scores can also count quarters or seconds)."""
+    return score if "tick" in str(score.ttype).lower() else score.to("tick")
+
+
+@dataclass
+class Context:
+    """Everything the rules need about one score, as arrays indexed by note or by onset."""
+
+    score: Score
+    config: HarmonyConfig
+    meter: Meter
+    # per note, sorted by (start, track, pitch); `pos` is the note's index inside its track
+    start: np.ndarray
+    end: np.ndarray  # legato overlaps inside a single-line track are trimmed
+    track: np.ndarray
+    pos: np.ndarray
+    pitch: np.ndarray  # repair writes here
+    alive: np.ndarray  # False once repair drops a note
+    prev: np.ndarray  # previous note in the same voice, -1 at a rest or the start
+    next: np.ndarray
+    # per onset (distinct start times)
+    onsets: np.ndarray
+    sounding: list[list[int]]  # notes sounding at each onset, attack or held
+    strength: np.ndarray  # meter.STRONG / BEAT / OFFBEAT
+    bar: np.ndarray  # 1-based
+    beat: np.ndarray  # 1-based
+    keys: list[Key]  # local key at each onset
+    # per note again
+    first: np.ndarray  # onset index of the note's attack
+    last: np.ndarray  # onset index of the last vertical it sounds in
+    # per track
+    names: list[str]
+    instruments: list[Instrument | None]
+    is_line: np.ndarray  # the track is one voice (never two notes at once): voice-leading rules apply
+    beat_ticks: int
+    bar_keys: list[Key]  # local key of each bar (kept fixed while repair works)
+
+    def key_of(self, note: int) -> Key:
+        return self.keys[self.first[note]]
+
+    def spell(self, note: int, pitch: int | None = None) -> str:
+        return self.key_of(note).spell(self.pitch[note] if pitch is None else pitch)
+
+    def top(self, k: int) -> int:
+        """The highest note sounding at onset k (the melody, which repair moves last)."""
+        return max(self.sounding[k], key=lambda i: (self.pitch[i], -self.track[i]))
+
+
+def _notes(score: Score) -> dict[str, np.ndarray]:
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("start", "end", "track", "pos", "pitch")}
+    for t, tr in enumerate(score.tracks):
+        if tr.is_drum or not len(tr.notes):
+            continue
+        a = tr.notes.numpy()
+        keep = a["duration"] > 0
+        idx = np.flatnonzero(keep)
+        cols["start"].append(a["time"][keep].astype(np.int64))
+        cols["end"].append((a["time"] + a["duration"])[keep].astype(np.int64))
+        cols["track"].append(np.full(len(idx), t, dtype=np.int64))
+        cols["pos"].append(idx.astype(np.int64))
+        cols["pitch"].append(a["pitch"][keep].astype(np.int64))
+    out = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64)) for k, v in cols.items()}
+    order = np.lexsort((out["pitch"], out["track"], out["start"]))
+    return {k: v[order] for k, v in out.items()}
+
+
+def _lines(start, end, pitch, track, alive, gap: int, n_tracks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """prev/next note in each voice, trimmed ends, and which tracks are single lines.
+
+    A single-line track links each note to the one before it when no longer rest than `gap` lies
+    between. In a chordal track (piano), each note links to the nearest pitch of the previous chord.
+    """
+    n = len(start)
+    prev = np.full(n, -1, dtype=np.int64)
+    nxt = np.full(n, -1, dtype=np.int64)
+    end = end.copy()
+    is_line = np.zeros(n_tracks, dtype=bool)
+    for t in range(n_tracks):
+        idx = np.flatnonzero((track == t) & alive)
+        if not len(idx):
+            continue
+        s, e = start[idx], end[idx]
+        if len(idx) == 1 or (np.all(np.diff(s) > 0) and np.all(e[:-1] <= s[1:] + gap)):
+            is_line[t] = True
+            end[idx[:-1]] = np.minimum(e[:-1], s[1:])  # a legato overlap is one voice, not a chord
+            linked = s[1:] - end[idx[:-1]] <= gap
+            prev[idx[1:][linked]] = idx[:-1][linked]
+            nxt[idx[:-1][linked]] = idx[1:][linked]
+            continue
+        groups = np.split(idx, np.flatnonzero(np.diff(s)) + 1)
+        for before, group in zip(groups, groups[1:], strict=False):
+            cand = before[np.abs(end[before] - start[group[0]]) <= gap]
+            if not len(cand):
+                continue
+            for i in group:
+                j = cand[np.argmin(np.abs(pitch[cand] - pitch[i]))]
+                prev[i] = j
+            for j in cand:
+                nxt[j] = group[np.argmin(np.abs(pitch[group] - pitch[j]))]
+    return prev, nxt, end, is_line
+
+
+def build_context(score: Score, config: HarmonyConfig, *, bar_keys: list[Key] | None = None,
+                  drop: np.ndarray | None = None, pitch: np.ndarray | None = None) -> Context:
+    """Scan `score`. Repair passes the pitches and dropped notes it has so far, and the keys it holds fixed."""
+    score = tick_score(score)
+    meter = Meter(score)
+    cols = _notes(score)
+    start, end, track = cols["start"], cols["end"], cols["track"]
+    pitch = cols["pitch"].copy() if pitch is None else pitch.copy()
+    alive = np.ones(len(start), dtype=bool) if drop is None else ~drop
+    beat_ticks = meter.beat_ticks(0)
+    prev, nxt, end, is_line = _lines(start, end, pitch, track, alive, beat_ticks // 2, len(score.tracks))
+    live = np.flatnonzero(alive)
+    onsets = np.unique(start[live])
+    first = np.searchsorted(onsets, start)
+    last = np.searchsorted(onsets, end, side="left") - 1
+    # notes sounding at each onset: expand each note over the onsets it spans, then group by onset
+    counts = np.where(alive, last - first + 1, 0)
+    ks = np.repeat(first, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    ns = np.repeat(np.arange(len(start)), counts)
+    order = np.lexsort((ns, ks))
+    ks, ns = ks[order], ns[order]
+    cuts = np.searchsorted(ks, np.arange(1, len(onsets)))
+    sounding = [g.tolist() for g in np.split(ns, cuts)] if len(onsets) else []
+    bar, beat = meter.bar_beat(onsets)
+    if bar_keys is None:
+        n_bars = int(bar.max()) if len(bar) else 1
+        note_bar = meter.bar_index(start[live])
+        hist = pc_histograms(note_bar, pitch[live], (end[live] - start[live]) / score.ticks_per_quarter, n_bars)
+        bar_keys = local_keys(hist, config.key_window_bars)
+    keys = [bar_keys[min(b - 1, len(bar_keys) - 1)] for b in bar.tolist()]
+    instruments = [None if tr.is_drum else get_instrument(int(tr.program)) for tr in score.tracks]
+    names = [(tr.name or "").strip() or f"track {i + 1}" for i, tr in enumerate(score.tracks)]
+    return Context(score, config, meter, start, end, track, cols["pos"], pitch, alive, prev, nxt, onsets, sounding,
+                   meter.strength(onsets), bar, beat, keys, first, last, names, instruments, is_line, beat_ticks, bar_keys)
+
+
+def new_dissonant_pairs(ctx: Context, onset_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(onset, i, j) for every dissonant pair that begins at an onset (at least one note attacks there).
+
+    Vectorised over a padded (onsets x voices) matrix: the only Python here is the matrix build.
+    """
+    ids = np.arange(len(ctx.onsets)) if onset_ids is None else np.asarray(onset_ids, dtype=np.int64)
+    rows = [ctx.sounding[k] for k in ids.tolist()]
+    width = max((len(r) for r in rows), default=0)
+    if width < 2:
+        return (np.zeros(0, dtype=np.int64),) * 3
+    mat = np.full((len(rows), width), -1, dtype=np.int64)
+    for r, notes in enumerate(rows):
+        mat[r, : len(notes)] = notes
+    valid = mat >= 0
+    pit = np.where(valid, ctx.pitch[np.maximum(mat, 0)], 10_000)
+    bass = pit.min(axis=1)
+    t = ctx.onsets[ids]
+    upper_tab, bass_tab = dissonance_table()
+    out_k, out_i, out_j = [], [], []
+    for a in range(width):
+        for b in range(a + 1, width):
+            ok = valid[:, a] & valid[:, b]
+            if not ok.any():
+                continue
+            i, j = mat[:, a], mat[:, b]
+            pi, pj = pit[:, a], pit[:, b]
+            lo = np.minimum(pi, pj)
+            d = np.abs(pi - pj) % 12
+            diss = np.where(lo == bass, bass_tab[d], upper_tab[d])
+            new = (ctx.start[np.maximum(i, 0)] == t) | (ctx.start[np.maximum(j, 0)] == t)
+            hit = ok & diss & new
+            out_k.append(ids[hit])
+            out_i.append(i[hit])
+            out_j.append(j[hit])
+    if not out_k:
+        return (np.zeros(0, dtype=np.int64),) * 3
+    k, i, j = (np.concatenate(x) for x in (out_k, out_i, out_j))
+    order = np.lexsort((j, i, k))
+    return k[order], i[order], j[order]

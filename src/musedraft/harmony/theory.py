@@ -1,0 +1,226 @@
+"""Harmony, layer one: the music-theory questions the checker asks, answered by music21 and cached.
+
+The checker scans thousands of notes with numpy, but every *musical* judgement (is this interval
+consonant, what is this chord, how is this pitch spelled in D minor, is this parallel fifths) is
+put to music21, once per distinct question: the answers are memoised, so a whole piece costs a few
+hundred music21 calls on first sight and none after. Each predicate has a doctest of named notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from music21 import chord, interval, key, note, pitch, scale, voiceLeading
+from music21.analysis import discrete
+
+__all__ = [
+    "midi",
+    "DISSONANT_SEMITONES",
+    "dissonance_table",
+    "is_dissonant",
+    "interval_name",
+    "pitch_name",
+    "key_name",
+    "scale_pcs",
+    "Chordal",
+    "chord_reading",
+    "parallel_motion",
+    "key_profiles",
+]
+
+
+def midi(name: str) -> int:
+    """MIDI number of a named pitch (music21 spelling: 'C#4', 'B-3').
+
+    >>> midi("C4"), midi("F#4"), midi("B-3")
+    (60, 66, 58)
+    """
+    return int(pitch.Pitch(name).midi)
+
+
+def _dissonant_semitones() -> frozenset[int]:
+    # music21's own verdict per interval class (Interval(3) is a minor third, not an augmented
+    # second: MIDI has no spelling, and the ear hears the semitone class).
+    return frozenset(s for s in range(12) if not interval.Interval(s).isConsonant())
+
+
+DISSONANT_SEMITONES = _dissonant_semitones()  # {1, 2, 5, 6, 10, 11}: seconds, P4, tritone, sevenths
+_FOURTH = 5
+
+
+def dissonance_table() -> tuple[np.ndarray, np.ndarray]:
+    """Two boolean lookups indexed by semitones % 12: dissonant between upper voices, and above the bass.
+
+    music21 counts every perfect fourth as dissonant; tonal practice does so only when the fourth
+    stands over the bass (a 6/4 sound). Between upper voices (C5 over G4 in a C major chord) it is
+    consonant, so the upper table clears it.
+    """
+    above_bass = np.zeros(12, dtype=bool)
+    above_bass[list(DISSONANT_SEMITONES)] = True
+    upper = above_bass.copy()
+    upper[_FOURTH] = False
+    return upper, above_bass
+
+
+def is_dissonant(low: int, high: int, above_bass: bool = False) -> bool:
+    """Whether two MIDI pitches clash when sounded together.
+
+    >>> is_dissonant(midi("C4"), midi("D4")), is_dissonant(midi("B3"), midi("C5"))   # second, ninth
+    (True, True)
+    >>> is_dissonant(midi("C4"), midi("E-4")), is_dissonant(midi("C4"), midi("G5"))  # third, twelfth
+    (False, False)
+    >>> is_dissonant(midi("G4"), midi("C5")), is_dissonant(midi("G3"), midi("C4"), above_bass=True)
+    (False, True)
+    """
+    upper, bass = dissonance_table()
+    return bool((bass if above_bass else upper)[abs(high - low) % 12])
+
+
+@lru_cache(maxsize=4096)
+def interval_name(low_name: str, high_name: str) -> str:
+    """music21's name for the interval between two spelled pitches, in words.
+
+    >>> interval_name("F#4", "G4"), interval_name("C4", "D5"), interval_name("B3", "F4")
+    ('minor second', 'major ninth', 'diminished fifth')
+    """
+    return interval.Interval(pitch.Pitch(_m21(low_name)), pitch.Pitch(_m21(high_name))).niceName.lower()
+
+
+# Scale degrees as intervals above the tonic. A chromatic degree has two spellings (raised degree
+# below, lowered degree above); the first listed is the usual one (raised 1, 4, 5 for applied
+# leading tones, lowered 3, 7 for mixture in major; Neapolitan, Picardy, raised 4 in minor), and the
+# other wins when it needs fewer accidentals (D, not C##, in F# major). music21 does the spelling.
+_DEGREE = {
+    "major": (("P1",), ("A1", "m2"), ("M2",), ("m3", "A2"), ("M3",), ("P4",), ("A4", "d5"), ("P5",),
+              ("A5", "m6"), ("M6",), ("m7", "A6"), ("M7",)),
+    "minor": (("P1",), ("m2", "A1"), ("M2",), ("m3",), ("M3", "d4"), ("P4",), ("A4", "d5"), ("P5",),
+              ("m6",), ("M6",), ("m7",), ("M7",)),
+}
+
+
+@lru_cache(maxsize=24)
+def key_name(tonic: int, mode: str) -> str:
+    """Conventional name of a key from its tonic pitch class (the spelling with fewer accidentals).
+
+    >>> key_name(6, "minor"), key_name(3, "major"), key_name(10, "minor")
+    ('F# minor', 'Eb major', 'Bb minor')
+    """
+    valid = discrete.KrumhanslSchmuckler.keysValidMajor if mode == "major" else discrete.KrumhanslSchmuckler.keysValidMinor
+    options = [n for n in valid if pitch.Pitch(n).pitchClass == tonic]
+    best = min(options, key=lambda n: abs(key.Key(n, mode).sharps))
+    return f"{_display(best)} {mode}"
+
+
+@lru_cache(maxsize=24 * 128)
+def pitch_name(midi_pitch: int, tonic: int, mode: str) -> str:
+    """A MIDI pitch named as it would be written in the given key.
+
+    >>> pitch_name(midi("F#4"), 0, "major"), pitch_name(70, 0, "major"), pitch_name(63, 4, "major")
+    ('F#4', 'Bb4', 'D#4')
+    >>> pitch_name(61, 2, "minor"), pitch_name(58, 2, "minor")   # D minor: leading tone, flat sixth
+    ('C#4', 'Bb3')
+    >>> pitch_name(50, 6, "major"), pitch_name(68, 0, "major")   # D, not C##, in F# major; G# in C
+    ('D3', 'G#4')
+    """
+    tonic_pitch = pitch.Pitch(_m21(key_name(tonic, mode).split()[0]) + "4")
+    options = [interval.Interval(name).transposePitch(tonic_pitch) for name in _DEGREE[mode][(midi_pitch - tonic) % 12]]
+    spelled = options[-1] if abs(options[-1].alter) < abs(options[0].alter) else options[0]
+    spelled.octave += (midi_pitch - int(spelled.midi)) // 12
+    return _display(spelled.nameWithOctave)
+
+
+@lru_cache(maxsize=24)
+def scale_pcs(tonic: int, mode: str) -> frozenset[int]:
+    """Pitch classes that belong to a key: the major scale, or in minor the natural, harmonic and
+    melodic forms together (the raised sixth and seventh are the minor mode's own notes).
+
+    >>> sorted(scale_pcs(7, "major")), sorted(scale_pcs(9, "minor"))
+    ([0, 2, 4, 6, 7, 9, 11], [0, 2, 4, 5, 6, 7, 8, 9, 11])
+    """
+    tonic_pitch = pitch.Pitch(tonic)
+    if mode == "major":
+        scales = [scale.MajorScale(tonic_pitch)]
+    else:
+        scales = [scale.MinorScale(tonic_pitch), scale.HarmonicMinorScale(tonic_pitch), scale.MelodicMinorScale(tonic_pitch)]
+    return frozenset(p.pitchClass for s in scales for p in s.getPitches())
+
+
+@dataclass(frozen=True)
+class Chordal:
+    """What music21 makes of a set of pitch classes sounding together."""
+
+    name: str  # music21 common name: 'major triad', 'dominant seventh chord', 'Perfect Fifth'...
+    root: int  # pitch class of the root
+    seventh: int | None  # pitch class of the chord seventh, the member that must be prepared/resolved
+    size: int  # distinct pitch classes
+
+
+# Sonorities a tonal reading may stand on: tertian chords (complete or with a member left out, as
+# four-part writing often does) and consonant dyads. Clusters and quartal sets are not readings.
+_TERTIAN = {
+    "major triad", "minor triad", "diminished triad", "augmented triad",
+    "dominant seventh chord", "minor seventh chord", "major seventh chord",
+    "half-diminished seventh chord", "diminished seventh chord",
+    "incomplete dominant-seventh chord", "incomplete minor-seventh chord",
+    "incomplete major-seventh chord", "incomplete half-diminished seventh chord",
+}
+_DYADS = {"note", "Minor Third", "Major Third", "Minor Sixth", "Major Sixth", "Perfect Fifth", "Perfect Fourth"}
+
+
+@lru_cache(maxsize=8192)
+def chord_reading(pcs: frozenset[int]) -> Chordal | None:
+    """The chord a pitch-class set spells, or None when it is no tonal sonority.
+
+    >>> chord_reading(frozenset({midi("G3") % 12, midi("B3") % 12, midi("F4") % 12}))
+    Chordal(name='incomplete dominant-seventh chord', root=7, seventh=5, size=3)
+    >>> chord_reading(frozenset({midi("C4") % 12, midi("E4") % 12, midi("G4") % 12})).name
+    'major triad'
+    >>> chord_reading(frozenset({midi("C4") % 12, midi("D4") % 12})) is None   # a second
+    True
+    """
+    if not pcs:
+        return None
+    c = chord.Chord(sorted(pcs))
+    name = c.commonName
+    if name not in _TERTIAN and name not in _DYADS:
+        return None
+    seventh = c.seventh if "seventh" in name else None
+    return Chordal(name, int(c.root().pitchClass), None if seventh is None else int(seventh.pitchClass), len(pcs))
+
+
+@lru_cache(maxsize=16384)
+def parallel_motion(upper: tuple[str, str], lower: tuple[str, str]) -> str | None:
+    """'fifths' or 'octaves' when two voices move in parallel (or contrary) perfect intervals.
+
+    Each voice is (first, second) spelled pitch with octave; music21's VoiceLeadingQuartet decides.
+
+    >>> parallel_motion(("D5", "E5"), ("G4", "A4")), parallel_motion(("C5", "D5"), ("C4", "D4"))
+    ('fifths', 'octaves')
+    >>> parallel_motion(("G4", "A4"), ("C4", "F4")) is None   # fifth to third
+    True
+    """
+    q = voiceLeading.VoiceLeadingQuartet(*(note.Note(_m21(n)) for n in (*upper, *lower)))
+    if q.parallelFifth():
+        return "fifths"
+    if q.parallelUnisonOrOctave():
+        return "octaves"
+    return None
+
+
+@lru_cache(maxsize=1)
+def key_profiles() -> tuple[np.ndarray, np.ndarray]:
+    """Krumhansl-Schmuckler major and minor key profiles as music21 ships them (index 0 = tonic)."""
+    ks = discrete.KrumhanslSchmuckler()
+    return np.array(ks.getWeights("major"), dtype=float), np.array(ks.getWeights("minor"), dtype=float)
+
+
+def _display(m21_name: str) -> str:
+    """music21 writes flats as '-'; musicians read 'Bb4'."""
+    return m21_name.replace("-", "b")
+
+
+def _m21(display_name: str) -> str:
+    """'Bb4' → 'B-4' (the letter keeps its case; only the flat sign after it changes)."""
+    return display_name[0] + display_name[1:].replace("b", "-")
