@@ -7,8 +7,8 @@ load, rendering, getting a float array back), interleaved so background load hit
 
 - cli: `fluidsynth -ni -F out.wav` in a subprocess, WAV read back (musedraft backend="cli");
 - pyfluidsynth player: a fresh Synth, fluid_player on a temp file, `get_samples` in blocks;
-- musedraft library: our sequencer into a fresh Synth (musedraft's default backend); FluidSynth
-  keeps loaded samples per process, so this is every render after a process's first;
+- musedraft library: our sequencer into a fresh Synth (musedraft's default backend); the font's
+  samples stay in FluidSynth's per-process cache, so this is every render after a process's first;
 - musedraft library, first in a process: the same, timed inside a new Python process (imports
   pyfluidsynth and reads the font from disk), as `musedraft render song.mid` pays it.
 

@@ -138,9 +138,10 @@ class _Synth:
     """A fresh pyfluidsynth synthesizer with one font loaded, for one render.
 
     A synth reused across renders keeps its chorus LFO phase and other state, so the same score
-    would render to different samples; a fresh one renders identical bytes every time. It costs
-    little: FluidSynth caches loaded samples per process, so only the first load of a font reads
-    the file (FluidR3 ~0.2 s, see docs/benchmarks.md).
+    would render to different samples; a fresh one renders identical samples every time. It is
+    cheap because FluidSynth shares loaded samples between the synths of a process for as long as
+    one of them holds the font: `_PINNED` keeps one such holder per font, so a font is read (and
+    an .sf3 decompressed, ~3 s for MuseScore_General) once per process, not once per render.
     """
 
     def __init__(self, font: Path, sample_rate: int) -> None:
@@ -171,6 +172,15 @@ class _Synth:
                 raise RenderError("FluidSynth failed while rendering (fluid_synth_write_float).")
 
 
+_PINNED: dict[str, _Synth] = {}  # font path → an idle synth holding its samples in FluidSynth's cache
+
+
+def _fresh_synth(font: Path, sample_rate: int) -> _Synth:
+    if str(font) not in _PINNED:
+        _PINNED[str(font)] = _Synth(font, sample_rate)
+    return _Synth(font, sample_rate)
+
+
 def _import_fluidsynth():
     try:
         import fluidsynth  # noqa: PLC0415
@@ -186,7 +196,7 @@ def _render_library(score: Score, font: Path, sample_rate: int) -> np.ndarray:
     mid = midi_file(score)
     total = mid.length + TAIL_MAX_S
     out = np.zeros((int(total * sample_rate) + 1, 2), np.float32)
-    with _Synth(font, sample_rate) as synth:
+    with _fresh_synth(font, sample_rate) as synth:
         fs, sfid = synth.synth, synth.sfid
         now_s, pos = 0.0, 0
         for msg in mid:  # mido merges the tracks and turns delta ticks into seconds via the tempo map
