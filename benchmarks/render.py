@@ -154,7 +154,9 @@ def main() -> None:
         "checked, and a fresh synth per render so the same score gives identical samples every time "
         "(a reused synth keeps its chorus phase). The `fluidsynth` program stays available "
         "(`render(..., backend=\"cli\")`); it exits 0 even when it cannot load the font, so musedraft "
-        "reads its error lines and checks the output level.",
+        "reads its error lines and checks the output level. The pyfluidsynth-player rows share the "
+        "font samples musedraft holds in the same process; in a new process the player pays the load "
+        "too (as in the first-in-a-process rows: decompressing an .sf3 takes seconds).",
         "",
     ]
     text = "\n".join(lines)
