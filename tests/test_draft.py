@@ -112,6 +112,7 @@ def test_a_missing_sound_font_still_leaves_the_editable_files(tmp_path):
     with pytest.raises(SoundFontError, match="fluid-soundfont-gm") as caught:
         draft().save(tmp_path, soundfont=tmp_path / "missing.sf2")
     written = caught.value.paths
+    assert "draft.mid" in str(caught.value) and "No audio" in str(caught.value)
     assert set(written) == {"midi", "musicxml", "png", "json"}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written.values())
     doc = json.loads((tmp_path / "draft.json").read_text())

@@ -165,8 +165,10 @@ class Draft:
         with atomic_path(targets["json"], force=force) as tmp:
             tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if error is not None:
-            error.paths = dict(written)
-            raise error
+            kept = ", ".join(path.name for path in written.values())
+            failure = type(error)(f"{error} No audio was written; {kept} are in {out}/.")
+            failure.paths = dict(written)
+            raise failure from None
         return written
 
     def _write_audio(self, wav: Path, ogg: Path, soundfont, force: bool) -> dict[str, Any]:
