@@ -1,0 +1,266 @@
+"""compose / continue_midi / regenerate end to end on the tiny trained model: the request is honoured
+exactly (bars, metre, tempo, key, instruments and their ranges, cadence, loop length, seed), and the
+music a user hands in is kept."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections import Counter
+from itertools import pairwise
+
+import mido
+import pytest
+import torch
+from symusic import KeySignature, Score
+from tests.conftest import make_score
+
+from musedraft.compose import compose, continue_midi, regenerate
+from musedraft.errors import RequestError
+from musedraft.export import midi_bytes
+from musedraft.instruments import get_instrument
+from musedraft.score import bar_count, tempo_bpm, ticks_per_bar, time_signature
+from musedraft.tokenizer import parse_key
+
+TPQ = 480
+TRIADS = {"major": (0, 4, 7), "minor": (0, 3, 7)}  # above the tonic
+REQUESTS = [
+    dict(style="chorale", key="F# minor", tempo=97.5, time_signature="3/4",
+         instruments=["soprano", "alto", "tenor", "bass voice"], bars=5, seed=1),
+    dict(style="classical", key="Bb major", tempo=132, time_signature="6/8",
+         instruments=["cello", "violin", "violin"], bars=3, seed=2),
+    dict(style="folk", key="E major", tempo=60, time_signature="2/4", instruments=["flute"], bars=1, seed=3),
+    dict(style="romantic", key="C minor", tempo=75, time_signature="4/4", instruments=["clarinet", "piano"],
+         bars=4, seed=4),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Token-by-token decoding on one thread (two spin-waiting OpenMP threads are ~8x slower on a
+    busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def drafts(tiny_composer):
+    return [(req, compose(**req, repair=False, model=tiny_composer)) for req in REQUESTS]
+
+
+def notes_of(score: Score) -> list[tuple]:
+    return [(k, n.time, n.duration, n.pitch) for k, t in enumerate(score.tracks) for n in t.notes]
+
+
+def test_exact_bar_count(drafts):
+    for req, draft in drafts:
+        tpb = ticks_per_bar(draft.score)
+        assert bar_count(draft.score) == req["bars"], req
+        assert draft.score.end() <= req["bars"] * tpb
+        assert draft.request["bars"] == req["bars"]
+
+
+def test_time_signature_tempo_and_key_are_exact_in_the_midi(drafts):
+    for req, draft in drafts:
+        num, den = (int(x) for x in req["time_signature"].split("/"))
+        assert time_signature(draft.score) == (num, den)
+        assert abs(tempo_bpm(draft.score) - req["tempo"]) < 1e-3
+        mid = mido.MidiFile(file=io.BytesIO(midi_bytes(draft.score, key=draft.key)))
+        metas = [m for track in mid.tracks for m in track if m.is_meta]
+        assert [(m.numerator, m.denominator) for m in metas if m.type == "time_signature"] == [(num, den)]
+        assert [m.tempo for m in metas if m.type == "set_tempo"] == [mido.bpm2tempo(req["tempo"])]
+        tonic, mode = req["key"].split()
+        assert {m.key for m in metas if m.type == "key_signature"} == {tonic + ("m" if mode == "minor" else "")}
+
+
+def test_only_requested_instruments_play_each_within_its_range(drafts):
+    for req, draft in drafts:
+        insts = [get_instrument(name) for name in req["instruments"]]
+        tracks = draft.score.tracks
+        assert [t.program for t in tracks] == [i.program for i in insts]
+        assert not any(t.is_drum for t in tracks)
+        for inst, track in zip(insts, tracks, strict=True):
+            assert len(track.notes), f"{inst.name} is silent"
+            assert all(inst.low <= n.pitch <= inst.high for n in track.notes), inst.name
+    names = [t.name for t in drafts[1][1].score.tracks]
+    assert names == ["Cello", "Violin 1", "Violin 2"]
+
+
+def test_each_instrument_plays_one_line(drafts):
+    for _, draft in drafts:
+        for track in draft.score.tracks:
+            notes = sorted((n.time, n.end) for n in track.notes)
+            assert all(a[1] <= b[0] for a, b in pairwise(notes)), track.name
+
+
+def test_final_chord_is_the_tonic_triad_with_the_bass_on_the_tonic(drafts):
+    for req, draft in drafts:
+        tonic, mode = parse_key(req["key"])
+        last_bar = (req["bars"] - 1) * ticks_per_bar(draft.score)
+        final = []
+        for track in draft.score.tracks:
+            sounding = [n.pitch for n in track.notes if n.time <= last_bar < n.end]
+            assert len(sounding) == 1, f"{track.name} does not sound on the last downbeat"
+            final.append(sounding[0])
+        assert {(p - tonic) % 12 for p in final} <= set(TRIADS[mode]), req["key"]
+        bass = min(range(len(final)), key=lambda k: get_instrument(req["instruments"][k]).middle)
+        assert final[bass] % 12 == tonic, f"the bass ends on {final[bass]}, not the tonic of {req['key']}"
+
+
+def test_seed_reproducibility(tiny_composer):
+    req = dict(style="chorale", key="D major", instruments=["violin", "cello"], bars=3, repair=False,
+               model=tiny_composer)
+    a, b, c = (compose(**req, seed=s).score.dumps_midi() for s in (7, 7, 8))
+    assert a == b
+    assert a != c
+
+
+def test_loop_gives_exactly_the_requested_bars(tiny_composer):
+    draft = compose("classical", instruments=["violin", "viola", "cello"], bars=6, loop=True, seed=5,
+                    repair=False, model=tiny_composer)
+    tpb = ticks_per_bar(draft.score)
+    assert draft.loop and draft.loop_end_tick() == 6 * tpb
+    assert draft.score.end() <= 6 * tpb  # nothing rings past the loop point
+    assert bar_count(draft.score) <= 6
+    mid = mido.MidiFile(file=io.BytesIO(midi_bytes(draft.score, key=draft.key, markers=draft.markers())))
+    now, markers = 0, {}
+    for m in mid.tracks[0]:
+        now += m.time
+        if m.type == "marker":
+            markers[m.text] = now
+    assert markers == {"loopStart": 0, "loopEnd": 6 * tpb}
+
+
+# --- the user's music is kept -------------------------------------------------------------------
+
+
+def chorale_primer(tiny_corpus) -> Score:
+    path = sorted((tiny_corpus / "corpus" / "midi" / "bach").glob("*.mid"))[1]
+    score = Score(str(path))
+    score.key_signatures.append(KeySignature(0, -1, 0))  # F major: no key analysis needed
+    return score
+
+
+def quantised(score: Score) -> Counter:
+    """What survives the tokenizer: the vocabulary's longest note is 12 beats."""
+    return Counter((k, t, min(d, 12 * TPQ), p) for k, t, d, p in notes_of(score.resample(TPQ)))
+
+
+def test_continue_midi_keeps_the_primer_and_adds_exactly_n_bars(tiny_composer, tiny_corpus):
+    primer = chorale_primer(tiny_corpus)
+    primer_bars = bar_count(primer)
+    draft = continue_midi(primer, bars=2, model=tiny_composer, repair=False, seed=2)
+    assert bar_count(draft.score) == primer_bars + 2
+    assert [(t.name, t.program) for t in draft.score.tracks] == [(t.name, t.program) for t in primer.tracks]
+    end = primer_bars * ticks_per_bar(primer)
+    kept = Counter(x for x in notes_of(draft.score) if x[1] < end)
+    assert kept == quantised(primer)
+    assert any(x[1] >= end for x in notes_of(draft.score))
+
+
+def test_continue_midi_keeps_chords_in_the_primer(tiny_composer):
+    """A piano primer plays triads; continuing it must not thin them to one note per onset."""
+    piano = [(p, b, 1) for b in range(8) for p in (60, 64, 67)]
+    bass = [(36 + (b % 2) * 7, b, 1) for b in range(8)]
+    primer = make_score(piano, bass, programs=[0, 32], names=["Piano", "Bass"])
+    primer.key_signatures.append(KeySignature(0, 0, 0))
+    draft = continue_midi(primer, bars=1, model=tiny_composer, repair=False)
+    kept = Counter(x for x in notes_of(draft.score) if x[1] < 8 * TPQ)
+    assert kept == Counter(notes_of(primer))
+
+
+def test_regenerate_keeps_bars_outside_the_range(tiny_composer):
+    draft = compose("chorale", key="G major", instruments=["soprano", "alto", "bass voice"], bars=6, seed=6,
+                    repair=False, model=tiny_composer)
+    tpb = ticks_per_bar(draft.score)
+    first, last = 2 * tpb, 4 * tpb  # bars 3-4, zero-based ticks
+    new = regenerate(draft, bars=(3, 4), model=tiny_composer, repair=False, seed=1)
+    assert bar_count(new.score) == 6
+
+    def before(score):  # onset, pitch, and length up to the regenerated bars (a new note may cut it there)
+        return [(k, t, min(t + d, first), p) for k, t, d, p in notes_of(score) if t < first]
+
+    def after(score):
+        return [x for x in notes_of(score) if x[1] >= last]
+
+    def middle(score):
+        return [x for x in notes_of(score) if first <= x[1] < last]
+
+    assert before(new.score) == before(draft.score)
+    assert after(new.score) == after(draft.score)
+    assert middle(new.score) != middle(draft.score)
+    assert [t.program for t in new.score.tracks] == [t.program for t in draft.score.tracks]
+
+
+def test_regenerate_final_bars_writes_a_new_cadence(tiny_composer):
+    draft = compose("chorale", key="A minor", instruments=["violin", "cello"], bars=4, seed=3, repair=False,
+                    model=tiny_composer)
+    tpb = ticks_per_bar(draft.score)
+    new = regenerate(draft, bars=(3, 4), model=tiny_composer, repair=False, seed=4)
+    assert bar_count(new.score) == 4
+    keep = [(k, t, min(t + d, 2 * tpb), p) for k, t, d, p in notes_of(draft.score) if t < 2 * tpb]
+    assert [(k, t, min(t + d, 2 * tpb), p) for k, t, d, p in notes_of(new.score) if t < 2 * tpb] == keep
+    final = [n.pitch % 12 for t in new.score.tracks for n in t.notes if n.time == 3 * tpb]
+    assert len(final) == 2 and set(final) <= {9, 0, 4} and final[1] == 9
+
+
+def test_regenerate_next_to_dense_music_fits_the_context(tiny_composer):
+    """Sixteenth notes in four parts: the bars around the regenerated one outgrow half the tiny
+    model's context, so the prompt must be cut to fit rather than refused."""
+    parts = [[(p + (k % 2) * 2, k / 4, 0.25) for k in range(4 * 4 * 3)] for p in (72, 64, 55, 48)]
+    score = make_score(*parts, programs=[40, 40, 41, 42], names=["Violin 1", "Violin 2", "Viola", "Cello"])
+    score.key_signatures.append(KeySignature(0, 0, 0))
+    for bars in [(1, 1), (2, 2)]:
+        new = regenerate(score, bars=bars, model=tiny_composer, repair=False)
+        assert bar_count(new.score) == 3
+
+
+# --- requests that cannot be met ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [
+    dict(key="H major"), dict(time_signature="11/8"), dict(time_signature="three four"), dict(bars=0),
+    dict(bars=2.5), dict(style="jazz"), dict(loop=True, bars=3), dict(tempo=5), dict(instruments=["kazoo"]),
+    dict(instruments=["violin"] * 9),
+])
+def test_impossible_requests_raise_request_error(tiny_composer, bad):
+    req = dict(style="chorale", bars=2, instruments=["violin"], repair=False, model=tiny_composer) | bad
+    with pytest.raises(RequestError):
+        compose(**req)
+
+
+def test_continue_and_regenerate_refuse_bad_bar_numbers(tiny_composer):
+    primer = make_score([(60, 0, 4), (62, 4, 4)])
+    primer.key_signatures.append(KeySignature(0, 0, 0))
+    with pytest.raises(RequestError):
+        continue_midi(primer, bars=0, model=tiny_composer)
+    for bars in [(0, 1), (2, 1), (1, 3)]:
+        with pytest.raises(RequestError, match="bars"):
+            regenerate(primer, bars=bars, model=tiny_composer)
+
+
+def test_repair_records_its_edits_and_keeps_the_request(tiny_composer):
+    req = REQUESTS[0]
+    draft = compose(**req, repair=True, model=tiny_composer)
+    report = draft.repair
+    assert set(report) >= {"edits", "findings_before", "findings_after", "notes"}
+    assert len(report["findings_after"]) <= len(report["findings_before"])
+    assert "repair" in draft.timings
+    assert bar_count(draft.score) == req["bars"]
+    insts = [get_instrument(n) for n in req["instruments"]]
+    assert [t.program for t in draft.score.tracks] == [i.program for i in insts]
+    for inst, track in zip(insts, draft.score.tracks, strict=True):
+        assert all(inst.low <= n.pitch <= inst.high for n in track.notes), inst.name
+
+
+@pytest.mark.parametrize("first", ["musedraft.load_model", "musedraft.continue_midi",
+                                   "__import__('musedraft.compose')"])
+def test_package_compose_stays_callable_whatever_is_used_first(first):
+    """`musedraft.compose(...)` is the API; importing the musedraft.compose submodule (which any other
+    API name does) must not replace it with the module. Fresh interpreter: import order matters."""
+    code = f"import musedraft; {first}; assert callable(musedraft.compose), type(musedraft.compose)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1]
