@@ -3,6 +3,7 @@ scores, ignores transposition where it should, and is NaN where it is undefined.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -13,8 +14,18 @@ from hypothesis import strategies as st
 from symusic import Note, Score, TimeSignature, Track
 from tests.conftest import make_score
 
-from musedraft import metrics
+from musedraft import evaluate, metrics
+from musedraft.corpus import load_table
+from musedraft.errors import CorpusError, OutputExistsError
+from musedraft.evaluate import (
+    evaluate_style,
+    evaluation_markdown,
+    evaluation_table,
+    relative_difference,
+    write_evaluation,
+)
 from musedraft.metrics import METRICS
+from musedraft.score import load_midi, ticks_per_bar
 
 # (pitch, onset in quarters, duration in quarters) on an eighth-note grid, up to 3 parts
 notes_st = st.lists(st.tuples(st.integers(36, 90), st.integers(0, 63).map(lambda x: x / 2),
@@ -147,3 +158,87 @@ def test_all_metrics_of_a_long_quartet_take_milliseconds():
     t0 = time.perf_counter()
     metrics.compute_all(score)
     assert time.perf_counter() - t0 < 0.5
+
+
+# --- evaluate: drafts against the held-out pieces of a style ----------------------------------
+
+@pytest.fixture(scope="module")
+def chorale_eval(tiny_corpus, tiny_composer):
+    return evaluate_style("chorale", 2, tiny_composer, tiny_corpus / "corpus", seed=3)
+
+
+def test_evaluate_style_measures_the_held_out_pieces_of_the_style(chorale_eval, tiny_corpus):
+    test_rows = [r for r in load_table(tiny_corpus / "corpus") if r["split"] == "test" and r["style"] == "chorale"]
+    assert chorale_eval["n_real"] == len(test_rows) == 1  # the tiny corpus holds one test chorale
+    bars = chorale_eval["bars"]["real"]
+    assert 16 <= bars <= 32
+    real = load_midi(tiny_corpus / "corpus" / test_rows[0]["midi"])
+    end = bars * ticks_per_bar(real)
+    cut = real.clip(0, end)
+    for track in cut.tracks:
+        for n in track.notes:
+            n.duration = min(n.duration, end - n.time)
+    for name, fn in METRICS.items():
+        assert chorale_eval["metrics"][name]["real"] == pytest.approx(fn(cut), nan_ok=True), name
+
+
+def test_evaluate_style_compares_every_metric(chorale_eval):
+    assert chorale_eval["n_drafts"] == 2 and 32 <= chorale_eval["bars"]["generated"] <= 64
+    assert set(chorale_eval["metrics"]) == set(METRICS)
+    for m in chorale_eval["metrics"].values():
+        assert not math.isnan(m["generated"])
+        if not math.isnan(m["relative_difference"]):
+            assert m["relative_difference"] == pytest.approx((m["generated"] - m["real"]) / abs(m["real"]))
+            assert m["within_target"] == (abs(m["relative_difference"]) <= 0.10)
+    harmony = chorale_eval["harmony"]
+    if harmony is None:
+        assert any("harmony" in n for n in chorale_eval["notes"])
+    else:  # repair never adds findings
+        assert harmony["generated_after_repair_per_100_bars"] <= harmony["generated_before_repair_per_100_bars"]
+
+
+def test_evaluate_style_without_held_out_pieces_says_so(tiny_corpus, tiny_composer):
+    with pytest.raises(CorpusError, match="no held-out .*'folk'"):
+        evaluate_style("folk", 1, tiny_composer, tiny_corpus / "corpus")
+
+
+def _result(style, real, generated, harmony=None):
+    metrics_ = {}
+    for name, r, g in zip(("polyphony", "empty_beat_rate"), real, generated, strict=True):
+        rel = relative_difference(g, r)
+        metrics_[name] = {"real": r, "generated": g, "relative_difference": rel,
+                          "within_target": abs(rel) <= 0.1 if not math.isnan(rel) else abs(g - r) < 0.01}
+    return {"style": style, "n_drafts": 3, "n_real": 2, "seed": 0, "model_id": "m", "bars": {"generated": 60,
+            "real": 50}, "metrics": metrics_, "harmony": harmony, "notes": [], "seconds": 1.0}
+
+
+def test_evaluation_table_reports_differences_and_the_target():
+    harmony = {"real_per_100_bars": 2.0, "generated_before_repair_per_100_bars": 40.0,
+               "generated_after_repair_per_100_bars": 5.5}
+    table = evaluation_table([_result("chorale", (4.0, 0.0), (3.8, 0.2), harmony)])
+    assert "| chorale | polyphony | 4.000 | 3.800 | -5.0% | yes |" in table
+    assert "| chorale | empty_beat_rate | 0.000 | 0.200 | +0.200 (abs.) | **no** |" in table
+    assert "| chorale | 2.0 | 40.0 | 5.5 |" in table
+    without = evaluation_table([_result("folk", (1.0, 0.1), (1.5, 0.1))])
+    assert "| folk | polyphony | 1.000 | 1.500 | +50.0% | **no** |" in without
+    assert "Harmony columns left out" in without and "findings per 100 bars" not in without
+    doc = evaluation_markdown([_result("chorale", (4.0, 0.0), (3.8, 0.2), harmony)])
+    assert doc.startswith("# Evaluation") and "**1 of 2** style × metric comparisons" in doc
+
+
+def test_write_evaluation_refuses_to_overwrite_before_any_work(tmp_path):
+    out = tmp_path / "evaluation.md"
+    out.write_text("kept")
+    with pytest.raises(OutputExistsError):  # the missing model and corpus would fail later
+        write_evaluation(out, ["chorale"], model="/nonexistent", corpus_cache=tmp_path / "none")
+    assert out.read_text() == "kept"
+
+
+def test_write_evaluation_writes_markdown_and_json(tmp_path, tiny_corpus, tiny_composer, monkeypatch):
+    canned = _result("chorale", (4.0, 0.0), (3.8, math.nan))
+    monkeypatch.setattr(evaluate, "evaluate_style", lambda style, *a, **k: {**canned, "style": style})
+    path = write_evaluation(tmp_path / "docs" / "evaluation.md", None, model=tiny_composer,
+                                     corpus_cache=tiny_corpus / "corpus", progress=False)
+    assert "| chorale | polyphony |" in path.read_text()  # styles default to those with test pieces
+    saved = json.loads((tmp_path / "docs" / "evaluation.json").read_text())
+    assert [r["style"] for r in saved] == ["chorale"] and saved[0]["metrics"]["empty_beat_rate"]["generated"] is None

@@ -296,6 +296,8 @@ def _repair_html(repair: dict | None) -> str:
 
 
 def _edit_text(edit: Any) -> str:
+    if isinstance(edit, dict) and {"bar", "beat", "reason"} <= set(edit):  # a harmony.Edit
+        return f"bar {edit['bar']}, beat {edit['beat']:g}: {edit['reason']}"
     if isinstance(edit, dict):
         return ", ".join(f"{k}={v}" for k, v in edit.items())
     return str(edit)
