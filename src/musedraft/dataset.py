@@ -126,18 +126,31 @@ class WindowSampler:
         self.p = weights / weights.sum()
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        """One window of exactly `context + 1` ids (PAD after the end)."""
+        """One window of exactly `context + 1` ids: pieces packed back to back, PAD only at the end.
+
+        Most corpus pieces are folk tunes of a few hundred tokens, so one piece per window would
+        leave half of every batch as padding; packing doubles the music a step learns from. Each
+        packed piece brings its own BOS header, which is where the model learns a new piece starts.
+        """
+        out = np.full(self.context + 1, self.pad, dtype=np.int64)
+        filled = 0
+        while self.context + 1 - filled > 32:  # a window shorter than this is mostly header
+            seq = self._window(rng, self.context + 1 - filled)
+            out[filled: filled + len(seq)] = seq
+            filled += len(seq)
+        return out
+
+    def _window(self, rng: np.random.Generator, room: int) -> np.ndarray:
+        """Header + bars from a random bar of a random piece (a share in FIM order), at most `room` ids."""
         i = int(rng.choice(len(self.p), p=self.p))
         header, stream, bars = self.s.header(i), self.s.stream(i), self.s.bar_offsets(i)
         b = int(rng.integers(len(bars)))
-        room = self.context + 1 - len(header)
-        if rng.random() < self.fim_rate and len(bars) - b >= 3:
-            seq = self._fim(header, stream, bars[b:], room - 4, rng)
+        left = room - len(header)
+        if rng.random() < self.fim_rate and len(bars) - b >= 3 and left > 64:
+            seq = self._fim(header, stream, bars[b:], left - 4, rng)
         else:
-            seq = np.concatenate([header, stream[bars[b]: bars[b] + room]])
-        out = np.full(self.context + 1, self.pad, dtype=np.int64)
-        out[: len(seq)] = seq[: self.context + 1]
-        return out
+            seq = np.concatenate([header, stream[bars[b]: bars[b] + max(left, 0)]])
+        return seq[:room]
 
     def _fim(self, header, stream, bars, room, rng) -> np.ndarray:
         ends = np.append(bars[1:], len(stream) - 1)  # bar k spans bars[k]:ends[k] (EOS excluded)
