@@ -150,6 +150,7 @@ def to_findings(ctx: Context, faults: list[Fault]) -> list[Finding]:
             track=int(ctx.track[x]), track_name=ctx.names[ctx.track[x]], pitch=int(ctx.pitch[x]),
             pitch_name=key.spell(ctx.pitch[x]), message=_message(ctx, f), time=int(ctx.onsets[k]),
             note_start=int(ctx.start[x]), other_track=None if f.other is None else int(ctx.track[f.other]),
-            other_pitch=None if f.other is None else int(ctx.pitch[f.other]), key=key.name,
+            other_pitch=None if f.other is None else int(ctx.pitch[f.other]),
+            other_start=None if f.other is None else int(ctx.start[f.other]), key=key.name,
         ))
     return out

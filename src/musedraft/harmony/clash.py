@@ -13,14 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 
-from musedraft.harmony.meter import STRONG
+from musedraft.harmony.meter import OFFBEAT, STRONG
 from musedraft.harmony.scan import Context
-from musedraft.harmony.theory import Chordal, chord_reading
+from musedraft.harmony.theory import TERTIAN, Chordal, chord_reading
 
-__all__ = ["Fault", "motion", "nct_role", "seventh_ok", "vertical_faults"]
+__all__ = ["Fault", "motion", "nct_role", "seventh_ok", "lone_attack", "readings", "vertical_faults"]
 
 # harshest first: which partner a clash report names when a note clashes with several
 _HARSHNESS = {1: 0, 11: 1, 6: 2, 2: 3, 10: 4, 5: 5}
+_CLASHING = frozenset({1, 2, 6, 10, 11})  # interval classes a resolution must not land on
 _STRONG_ROLES = {"suspension", "retardation", "appoggiatura", "pedal"}
 _ACCENTED_ROLES = {"passing", "neighbour"}
 
@@ -62,60 +63,100 @@ def _prepared(ctx: Context, x: int, t: int) -> bool:
     return bool(ctx.start[x] < t or (p >= 0 and ctx.pitch[p] == ctx.pitch[x]))
 
 
-def _falls_by_step(ctx: Context, x: int) -> bool:
-    """The line falls a step after x, directly or after one short ornament (Bach's decorated resolutions)."""
+def _resolution(ctx: Context, x: int) -> int | None:
+    """Where the line goes after x: the next note, or for a short ornament the note after it."""
     q = ctx.next[x]
     if q < 0:
-        return False
-    d = ctx.pitch[q] - ctx.pitch[x]
-    if -2 <= d <= -1:
-        return True
+        return None
+    d = int(ctx.pitch[q] - ctx.pitch[x])
     r = ctx.next[q]
-    short = ctx.end[q] - ctx.start[q] <= ctx.beat_ticks // 2
-    return bool(short and r >= 0 and -2 <= ctx.pitch[r] - ctx.pitch[x] <= -1)
+    if abs(d) > 2 and r >= 0 and ctx.end[q] - ctx.start[q] <= ctx.beat_ticks // 2 and 1 <= abs(ctx.pitch[r] - ctx.pitch[x]) <= 2:
+        return int(ctx.pitch[r])  # Bach's decorated resolutions: a short note in between
+    return int(ctx.pitch[q])
 
 
-def nct_role(ctx: Context, x: int, k: int) -> str | None:
+_RESOLVING = {"suspension", "retardation", "passing", "neighbour", "appoggiatura"}
+
+
+def nct_role(ctx: Context, x: int, k: int, against: int | None = None) -> str | None:
     """How non-chord tone x is treated at onset k, or None if it is not treated at all.
 
     Names follow the textbooks: a held note that falls by step is a suspension; a note between two
     steps in one direction is passing, turning back a neighbour; a leap into a note resolved by a
-    step the other way an appoggiatura; off the beat also escape tones and anticipations.
+    step the other way an appoggiatura; off the beat also escape tones and anticipations. With
+    `against` (the note it clashes with), the note it resolves to must be consonant with that note:
+    a dissonance that "resolves" into another clash was never resolved.
     """
     t = int(ctx.onsets[k])
     a_in, a_out = motion(ctx, x)
+    res = _resolution(ctx, x)
+    fall = None if res is None else res - int(ctx.pitch[x])
     strong = ctx.strength[k] == STRONG
     role = None
     if _prepared(ctx, x, t):
-        if _falls_by_step(ctx, x):
+        if fall is not None and -2 <= fall <= -1:
             role = "suspension"
-        elif a_out == 1:
+        elif fall == 1:
             role = "retardation"
-        elif (ctx.end[x] - ctx.start[x] >= 2 * ctx.beat_ticks
+        elif (ctx.start[x] < t and ctx.end[x] - ctx.start[x] >= 2 * ctx.beat_ticks
               and (ctx.pitch[x] == min(ctx.pitch[i] for i in ctx.sounding[k])
                    or ctx.pitch[x] == max(ctx.pitch[i] for i in ctx.sounding[k]))):
-            role = "pedal"
+            role = "pedal"  # a long note held in the bass (or the top) while the harmony moves
     if role is None and _step(a_in) and _step(a_out):
-        role = "passing" if (a_in > 0) == (a_out > 0) else "neighbour"
+        if (a_in > 0) == (a_out > 0):
+            role = "passing"
+        elif a_out == -a_in:
+            role = "neighbour"  # it returns to the note it left
     if role is None and _leap(a_in) and _step(a_out) and (a_in > 0) != (a_out > 0):
         role = "appoggiatura"
     if role is None and not strong:
         if _step(a_in) and _leap(a_out) and (a_in > 0) != (a_out > 0):
             role = "escape"
-        elif a_out == 0 and ctx.start[x] == t:
-            role = "anticipation"
+        elif (a_out == 0 and ctx.start[x] == t and ctx.strength[k] == OFFBEAT
+              and ctx.end[x] - ctx.start[x] <= ctx.beat_ticks // 2):
+            role = "anticipation"  # a short note off the beat that the next beat repeats
     if role is not None and strong and role not in _STRONG_ROLES:
         if not (ctx.config.accented_passing_tones and role in _ACCENTED_ROLES):
             return None
+    if role is not None and ctx.start[x] == t and role != "suspension" and _chord_change(ctx, k):
+        # Where (nearly) every voice strikes a new chord, a non-chord tone among them is a quick
+        # ornament (an accented passing note, a short appoggiatura) or it is a wrong note.
+        if role not in _ACCENTED_ROLES | {"appoggiatura"} or ctx.end[x] - ctx.start[x] > ctx.beat_ticks // 2:
+            return None
+    if role in _RESOLVING and against is not None and res is not None:
+        if (abs(res - int(ctx.pitch[against])) % 12 in _CLASHING
+                and abs(res - _voice_pitch_at(ctx, against, ctx.start[ctx.next[x]])) % 12 in _CLASHING):
+            return None  # consonant neither with the note it clashed with nor with where that voice went
     return role
 
 
-def seventh_ok(ctx: Context, x: int, k: int) -> bool:
-    """A chord seventh is prepared or stepped into, and does not leap away."""
-    a_in, a_out = motion(ctx, x)
-    approached = _prepared(ctx, x, int(ctx.onsets[k])) or _step(a_in)
-    resolved = a_out is None or abs(a_out) <= 2
-    return approached and resolved
+def _chord_change(ctx: Context, k: int) -> bool:
+    """At least three voices strike together at onset k, and at most one holds over."""
+    t = ctx.onsets[k]
+    attacks = sum(ctx.start[i] == t for i in ctx.sounding[k])
+    return attacks >= 3 and attacks >= len(ctx.sounding[k]) - 1
+
+
+def _voice_pitch_at(ctx: Context, y: int, t: int) -> int:
+    """The pitch y's voice sounds at tick t: y itself, or the note y moved on to."""
+    q = ctx.next[y]
+    if ctx.end[y] <= t and q >= 0 and ctx.start[q] <= t:
+        return int(ctx.pitch[q])
+    return int(ctx.pitch[y])
+
+
+def seventh_ok(ctx: Context, x: int, k: int, leading: bool = False) -> bool:
+    """A chord seventh (or diminished fifth) that is prepared — held over, or struck in the same
+    voice before, an octave leap included — is free; otherwise it falls by step (or holds). In
+    diminished chords (`leading`), where every member leans somewhere, a step either way will do."""
+    a_in, _ = motion(ctx, x)
+    if _prepared(ctx, x, int(ctx.onsets[k])) or (a_in is not None and a_in != 0 and a_in % 12 == 0):
+        return True
+    res = _resolution(ctx, x)
+    if res is None:
+        return True  # the piece ends on it
+    d = res - int(ctx.pitch[x])
+    return -2 <= d <= 0 or (leading and 0 <= d <= 2)
 
 
 def _sixfour_ok(ctx: Context, upper: int, bass: int, k: int) -> bool:
@@ -123,6 +164,20 @@ def _sixfour_ok(ctx: Context, upper: int, bass: int, k: int) -> bool:
     the bass itself passes (passing 6/4)."""
     _, a_out = motion(ctx, upper)
     return a_out is None or abs(a_out) <= 2 or nct_role(ctx, bass, k) in ("passing", "neighbour", "pedal")
+
+
+def lone_attack(ctx: Context, k: int) -> frozenset[int]:
+    """Off the strong beats, a single voice moving against held notes decorates their harmony:
+    its pitch class (unless a held note has it too) must be read as a non-chord tone."""
+    if ctx.strength[k] == STRONG:
+        return frozenset()
+    t = ctx.onsets[k]
+    attacks = [i for i in ctx.sounding[k] if ctx.start[i] == t]
+    if len(attacks) != 1 or len(ctx.sounding[k]) < 3:
+        return frozenset()
+    held = {int(ctx.pitch[i] % 12) for i in ctx.sounding[k] if ctx.start[i] != t}
+    pc = int(ctx.pitch[attacks[0]] % 12)
+    return frozenset() if pc in held else frozenset({pc})
 
 
 class _Vertical:
@@ -133,26 +188,30 @@ class _Vertical:
         self.t = int(ctx.onsets[k])
         self.notes = ctx.sounding[k]
         self.pc = {i: int(ctx.pitch[i] % 12) for i in self.notes}
-        self.bass = min(int(ctx.pitch[i]) for i in self.notes)
+        self.bass_note = ctx.bass(k)
+        self.bass = int(ctx.pitch[self.bass_note])
         self.top = ctx.top(k)
-        self._role: dict[int, bool] = {}
+        self._role: dict[tuple[int, int], bool] = {}
 
-    def treated(self, x: int) -> bool:
-        if x not in self._role:
-            self._role[x] = nct_role(self.ctx, x, self.k) is not None
-        return self._role[x]
+    def treated(self, x: int, against: int) -> bool:
+        if (x, against) not in self._role:
+            self._role[x, against] = nct_role(self.ctx, x, self.k, against) is not None
+        return self._role[x, against]
 
     def explained(self, x: int, y: int, q: frozenset[int], info: Chordal) -> bool:
         ctx = self.ctx
         x_in, y_in = self.pc[x] in q, self.pc[y] in q
-        if (not x_in and self.treated(x)) or (not y_in and self.treated(y)):
-            return True
-        if not (x_in and y_in):
-            return False
+        if not x_in and not y_in:  # two non-chord tones against each other: both need a treatment
+            return self.treated(x, y) and self.treated(y, x)
+        if not x_in or not y_in:  # a non-chord tone against a chord tone
+            return self.treated(y, x) if x_in else self.treated(x, y)
         if info.seventh is not None and info.seventh in (self.pc[x], self.pc[y]):
-            return seventh_ok(ctx, x if self.pc[x] == info.seventh else y, self.k)
+            return seventh_ok(ctx, x if self.pc[x] == info.seventh else y, self.k, info.name == "diminished seventh chord")
+        fifth = (info.root + 6) % 12
+        if info.name == "diminished triad" and fifth in (self.pc[x], self.pc[y]):
+            return seventh_ok(ctx, x if self.pc[x] == fifth else y, self.k, leading=True)
         lo, hi = (x, y) if ctx.pitch[x] <= ctx.pitch[y] else (y, x)
-        if ctx.pitch[lo] == self.bass and (ctx.pitch[hi] - ctx.pitch[lo]) % 12 == 5 and "seventh" not in info.name:
+        if lo == self.bass_note and (ctx.pitch[hi] - ctx.pitch[lo]) % 12 == 5 and "seventh" not in info.name:
             return _sixfour_ok(ctx, hi, lo, self.k)
         return True  # the tritone of a diminished triad, a fourth inside a seventh chord
 
@@ -164,20 +223,36 @@ class _Vertical:
             return y if x_in else x
         if x_in and info.seventh is not None and info.seventh in (self.pc[x], self.pc[y]):
             return x if self.pc[x] == info.seventh else y
+        if x_in and info.name == "diminished triad" and (info.root + 6) % 12 in (self.pc[x], self.pc[y]):
+            return x if self.pc[x] == (info.root + 6) % 12 else y
         if x_in:  # a 6/4 fourth: the upper note
             return x if ctx.pitch[x] > ctx.pitch[y] else y
         key_pcs = ctx.keys[self.k].pcs
         return min((x, y), key=lambda i: (ctx.start[i] != self.t, self.pc[i] in key_pcs, i == self.top, -ctx.track[i]))
 
 
-def _readings(pcs: frozenset[int], max_removed: int):
-    """Candidate chord readings, fewest non-chord tones first."""
-    ordered = sorted(pcs)
-    for r in range(0, min(max_removed, len(ordered) - 1) + 1):
-        for removed in combinations(ordered, r):
-            q = pcs.difference(removed)
-            info = chord_reading(q)
-            if info is not None:
+_TRIADS = {"major triad", "minor triad", "diminished triad", "augmented triad"}
+
+
+def _completes(q: frozenset[int], info: Chordal, x: int) -> bool:
+    """Whether pitch class x belongs to the chord q stands for (then it cannot be a non-chord tone):
+    it completes an incomplete chord or a dyad, or adds the seventh to a triad on the same root."""
+    full = chord_reading(q | {x})
+    if full is None or full.size <= info.size or full.name not in TERTIAN:
+        return False
+    return info.name not in _TRIADS or full.root == info.root
+
+
+def readings(pcs: frozenset[int], max_removed: int, forced: frozenset[int] = frozenset()):
+    """Candidate chord readings, fewest non-chord tones first. `forced` pitch classes are non-chord
+    tones in every reading (a lone voice moving off the strong beat does not change the harmony)."""
+    free = sorted(pcs - forced)
+    for r in range(0, min(max_removed, len(free) - 1) + 1):
+        for removed in combinations(free, r):
+            out = forced.union(removed)
+            q = pcs - out
+            info = chord_reading(q) if q else None
+            if info is not None and not any(_completes(q, info, x) for x in out):
                 yield r, q, info
 
 
@@ -188,13 +263,17 @@ def vertical_faults(ctx: Context, k: int, pairs: list[tuple[int, int]]) -> list[
     v = _Vertical(ctx, k, pairs)
     pcs = frozenset(v.pc.values())
     best = None
-    for r, q, info in _readings(pcs, ctx.config.max_removed):
+    fewest = None
+    for r, q, info in readings(pcs, ctx.config.max_removed, lone_attack(ctx, k)):
+        fewest = r if fewest is None else fewest
+        if r > fewest + ctx.config.reading_slack:
+            break  # a reading with more non-chord tones than the simplest one is not how we hear it
         bad = [(x, y) for x, y in pairs if not v.explained(x, y, q, info)]
         if not bad:
             return []
         culprits = {v.blame(x, y, q, info) for x, y in bad}
-        rank = (len(bad), r, sum(ctx.start[c] != v.t for c in culprits), sum(c == v.top for c in culprits),
-                info.root != v.bass % 12, -len(q), sorted(q))
+        rank = (len(culprits), len(bad), info.root != v.bass % 12, r, sum(ctx.start[c] != v.t for c in culprits),
+                sum(c == v.top for c in culprits), -len(q), sorted(q))
         if best is None or rank < best[0]:
             best = (rank, q, info, bad)
     if best is None:  # no reading at all (a cluster): every new dissonance is unexplained

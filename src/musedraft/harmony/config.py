@@ -52,6 +52,7 @@ class HarmonyConfig:
     accented_passing_tones: bool = True  # passing/neighbour tones may fall on strong beats (Bach does)
     doubling_run: int = 3  # this many consecutive octaves between two voices is doubling, not a fault
     max_removed: int = 2  # non-chord tones a vertical may carry and still read as a chord
+    reading_slack: int = 0  # readings with this many more non-chord tones than the simplest are tried too
     repair_rules: tuple[str, ...] | None = None  # rules repair fixes (None: every enabled rule)
     max_move: int = 7  # largest interval (semitones) repair moves a note by, an octave aside
     allow_drop: bool = True  # drop a note when no move fixes it (the last resort)

@@ -30,6 +30,7 @@ class Finding:
     note_start: int = 0  # tick where the offending note starts (it may be held into the fault)
     other_track: int | None = None  # the voice it clashes with or moves in parallel with
     other_pitch: int | None = None
+    other_start: int | None = None  # tick where that other note starts
     key: str = ""  # local key the note was judged in
 
     def to_dict(self) -> dict:

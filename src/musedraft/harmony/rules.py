@@ -12,33 +12,43 @@ from itertools import combinations
 
 import numpy as np
 
-from musedraft.harmony.clash import Fault, motion
+from musedraft.harmony.clash import Fault, lone_attack, motion, readings
+from musedraft.harmony.keys import Key
 from musedraft.harmony.scan import Context
-from musedraft.harmony.theory import chord_reading, parallel_motion
+from musedraft.harmony.theory import Chordal, parallel_motion, scale_pcs
 
 __all__ = ["out_of_key_faults", "parallel_faults", "crossing_faults", "range_faults"]
 
-_APPLIED = {  # chords that carry chromatic notes in tonal music: applied dominants, leading-tone
-    # chords, mixture (iv, bVI, bVII, Neapolitan) — music21's names for them
-    "major triad", "minor triad", "diminished triad", "dominant seventh chord", "minor seventh chord",
-    "half-diminished seventh chord", "diminished seventh chord", "incomplete dominant-seventh chord",
-    "incomplete half-diminished seventh chord", "major seventh chord",
-}
+_DOMINANTS = {"major triad", "dominant seventh chord", "incomplete dominant-seventh chord"}
+_LEADING = {"diminished triad", "diminished seventh chord", "half-diminished seventh chord",
+            "incomplete half-diminished seventh chord"}
+
+
+def _applied(info: Chordal, key: Key) -> bool:
+    """A chord that carries chromatic notes in tonal music: an applied dominant (its root a fifth
+    above a note of the key), an applied leading-tone chord (a semitone below one), or a chord
+    borrowed from the parallel mode (iv and i in major; bIII, bVI, bVII, the Neapolitan)."""
+    parallel = scale_pcs(key.tonic, "minor" if key.mode == "major" else "major")
+    if info.name in _DOMINANTS and (info.root + 5) % 12 in key.pcs:
+        return True
+    if info.name in _LEADING and (info.root + 1) % 12 in key.pcs:
+        return True
+    if info.name in ("major triad", "minor triad"):
+        return info.root in key.pcs | parallel or info.root == (key.tonic + 1) % 12
+    return False
 
 
 def _in_applied_chord(ctx: Context, x: int) -> bool:
-    """x is a member of a tertian chord of three or more pitch classes sounding with it (one other
-    pitch class may be a non-chord tone), and does not leap away from it."""
+    """x is a member of an applied or borrowed chord of three or more pitch classes sounding with it
+    (other notes may be non-chord tones), and does not leap away from it."""
     _, a_out = motion(ctx, x)
     if a_out is not None and abs(a_out) > 2:
         return False
     pc = int(ctx.pitch[x] % 12)
     for k in range(int(ctx.first[x]), int(ctx.last[x]) + 1):
         pcs = frozenset(int(ctx.pitch[i] % 12) for i in ctx.sounding[k])
-        for other in [None, *sorted(pcs - {pc})]:
-            q = pcs if other is None else pcs - {other}
-            info = chord_reading(q)
-            if info is not None and info.size >= 3 and info.name in _APPLIED:
+        for _, q, info in readings(pcs, ctx.config.max_removed, lone_attack(ctx, k)):
+            if pc in q and info.size >= 3 and _applied(info, ctx.keys[k]):
                 return True
     return False
 
@@ -51,8 +61,9 @@ def out_of_key_faults(ctx: Context, notes) -> list[Fault]:
         if not ctx.alive[x] or int(ctx.pitch[x] % 12) in ctx.key_of(x).pcs:
             continue
         a_in, a_out = motion(ctx, x)
-        if a_in is not None and a_out is not None and 1 <= abs(a_in) <= 2 and 1 <= abs(a_out) <= 2:
-            continue
+        steps = a_in is not None and a_out is not None and 1 <= abs(a_in) <= 2 and 1 <= abs(a_out) <= 2
+        if steps and ((a_in > 0) == (a_out > 0) or a_out == -a_in):
+            continue  # chromatic passing tone, or a chromatic neighbour that returns
         if _in_applied_chord(ctx, x):
             continue
         faults.append(Fault("out-of-key", int(x), int(ctx.first[x])))

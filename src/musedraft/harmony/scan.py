@@ -66,6 +66,14 @@ class Context:
     def spell(self, note: int, pitch: int | None = None) -> str:
         return self.key_of(note).spell(self.pitch[note] if pitch is None else pitch)
 
+    def bass(self, k: int) -> int:
+        """The bass note at onset k: the lowest voice in score order when every sounding track is a
+        single voice (a tenor dipping under the bass does not make a 6/4), else the lowest pitch."""
+        notes = self.sounding[k]
+        if all(self.is_line[self.track[i]] for i in notes):
+            return max(notes, key=lambda i: (self.track[i], -self.pitch[i]))
+        return min(notes, key=lambda i: (self.pitch[i], -self.track[i]))
+
     def top(self, k: int) -> int:
         """The highest note sounding at onset k (the melody, which repair moves last)."""
         return max(self.sounding[k], key=lambda i: (self.pitch[i], -self.track[i]))
@@ -175,8 +183,13 @@ def new_dissonant_pairs(ctx: Context, onset_ids: np.ndarray | None = None) -> tu
     for r, notes in enumerate(rows):
         mat[r, : len(notes)] = notes
     valid = mat >= 0
-    pit = np.where(valid, ctx.pitch[np.maximum(mat, 0)], 10_000)
-    bass = pit.min(axis=1)
+    safe = np.maximum(mat, 0)
+    pit = np.where(valid, ctx.pitch[safe], 10_000)
+    trk = np.where(valid, ctx.track[safe], -1)
+    all_line = np.where(valid, ctx.is_line[np.maximum(trk, 0)], True).all(axis=1)
+    by_voice = np.argmax(np.where(valid, trk * 256 + (255 - pit), -1), axis=1)  # see Context.bass
+    col = np.where(all_line, by_voice, np.argmin(pit, axis=1))
+    bass = mat[np.arange(len(rows)), col]
     t = ctx.onsets[ids]
     upper_tab, bass_tab = dissonance_table()
     out_k, out_i, out_j = [], [], []
@@ -187,9 +200,9 @@ def new_dissonant_pairs(ctx: Context, onset_ids: np.ndarray | None = None) -> tu
                 continue
             i, j = mat[:, a], mat[:, b]
             pi, pj = pit[:, a], pit[:, b]
-            lo = np.minimum(pi, pj)
             d = np.abs(pi - pj) % 12
-            diss = np.where(lo == bass, bass_tab[d], upper_tab[d])
+            over_bass = ((i == bass) & (pi <= pj)) | ((j == bass) & (pj <= pi))  # a fourth above the bass is a 6/4
+            diss = np.where(over_bass, bass_tab[d], upper_tab[d])
             new = (ctx.start[np.maximum(i, 0)] == t) | (ctx.start[np.maximum(j, 0)] == t)
             hit = ok & diss & new
             out_k.append(ids[hit])

@@ -25,6 +25,7 @@ __all__ = [
     "key_name",
     "scale_pcs",
     "Chordal",
+    "TERTIAN",
     "chord_reading",
     "parallel_motion",
     "key_profiles",
@@ -159,13 +160,12 @@ class Chordal:
 
 # Sonorities a tonal reading may stand on: tertian chords (complete or with a member left out, as
 # four-part writing often does) and consonant dyads. Clusters and quartal sets are not readings.
-_TERTIAN = {
+TERTIAN = frozenset({
     "major triad", "minor triad", "diminished triad", "augmented triad",
     "dominant seventh chord", "minor seventh chord", "major seventh chord",
     "half-diminished seventh chord", "diminished seventh chord",
-    "incomplete dominant-seventh chord", "incomplete minor-seventh chord",
-    "incomplete major-seventh chord", "incomplete half-diminished seventh chord",
-}
+    "incomplete dominant-seventh chord",  # V7 without its fifth, everyday in four parts
+})
 _DYADS = {"note", "Minor Third", "Major Third", "Minor Sixth", "Major Sixth", "Perfect Fifth", "Perfect Fourth"}
 
 
@@ -184,7 +184,7 @@ def chord_reading(pcs: frozenset[int]) -> Chordal | None:
         return None
     c = chord.Chord(sorted(pcs))
     name = c.commonName
-    if name not in _TERTIAN and name not in _DYADS:
+    if name not in TERTIAN and name not in _DYADS:
         return None
     seventh = c.seventh if "seventh" in name else None
     return Chordal(name, int(c.root().pitchClass), None if seventh is None else int(seventh.pitchClass), len(pcs))
