@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -55,3 +57,24 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path, venv_kernel, tiny_chec
         "draft.mid", "draft.musicxml", "draft.png", "draft.wav", "draft.ogg", "draft.json"}
     assert (out / "continued" / "draft.flac").stat().st_size > 0
     assert "edits:" in text and "loop: 0.0 s to" in text and "define audio.draft" in text
+
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+@pytest.mark.parametrize("script, args, expected", [
+    ("continue_a_primer.py", ["--bars", "4", "--no-audio", "--out", "cont"], ["cont/draft.mid", "cont/draft.json"]),
+    ("repair_my_midi.py", ["-o", "fixed.mid"], ["fixed.mid", "fixed.json"]),
+    ("batch_generate.py", ["--scenes", "daily,sad", "--seeds", "2", "--bars", "4", "--no-audio", "--out", "batch"],
+     ["batch/summary.csv", "batch/daily/seed-1/draft.mid", "batch/sad/seed-0/draft.musicxml"]),
+])
+def test_examples_run(tmp_path, tiny_checkpoint, script, args, expected):
+    env = {**os.environ, "MUSEDRAFT_MODEL": str(tiny_checkpoint)}
+    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for rel in expected:
+        assert (tmp_path / rel).stat().st_size > 0, rel
+    if script == "repair_my_midi.py":  # the built-in example has findings and the repair clears them
+        report = json.loads((tmp_path / "fixed.json").read_text())
+        assert report["findings_before"] and report["edits"] and not report["findings_after"]

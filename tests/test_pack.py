@@ -290,3 +290,20 @@ def test_the_shipped_example_pack_file_is_valid():
     config = load_pack_config(Path(__file__).parents[1] / "examples" / "vn_bgm_pack" / "scenes.toml")
     assert [s.name for s in config.scenes] == ["school_morning", "rainy_goodbye", "festival_night", "the_letter"]
     assert config.scenes[2].seeds == (2, 7) and not config.scenes[3].loop
+
+
+def test_the_renpy_script_plays_files_the_example_pack_writes():
+    folder = Path(__file__).parents[1] / "examples" / "vn_bgm_pack"
+    config = load_pack_config(folder / "scenes.toml")
+    seeds = {s.name: s.seeds for s in config.scenes}
+    loops = {s.name: s.loop for s in config.scenes}
+    script = (folder / "script.rpy").read_text()
+    paths = re.findall(r'"(<loop 0>)?audio/bgm/([A-Za-z0-9_-]+)/seed-(\d+)/draft\.ogg"', script)
+    assert len(paths) == len(config.scenes)  # one define per scene
+    for loop_prefix, scene, seed in paths:
+        assert int(seed) in seeds[scene], (scene, seed)
+        assert bool(loop_prefix) == loops[scene], scene  # loop prefix exactly on the looping scenes
+    defined = set(re.findall(r"^define audio\.(\w+) =", script, flags=re.M))
+    played = set(re.findall(r"^\s+play music (\w+)", script, flags=re.M))
+    played |= set(re.findall(r"renpy\.music\.play\(audio\.(\w+)", script))
+    assert played == defined == set(seeds)
