@@ -11,23 +11,27 @@ lines fall where Bach put them) under $MUSEDRAFT_CACHE/harmony-bench.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
 import sys
-import time
-import warnings
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
-from symusic import Score
+# Run as a script, this folder heads sys.path, and a sibling named like a standard module
+# (benchmarks/tokenize.py) would shadow it for numpy and inspect: keep the folder off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from musedraft.harmony import HarmonyConfig, check, repair
-from musedraft.harmony.testing import from_music21, inject_errors
-from musedraft.harmony.theory import DISSONANT_SEMITONES
-from musedraft.score import load_midi
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections import Counter  # noqa: E402
+
+from symusic import Score  # noqa: E402
+
+from musedraft.harmony import HarmonyConfig, check, repair  # noqa: E402
+from musedraft.harmony.testing import from_music21, inject_errors  # noqa: E402
+from musedraft.harmony.theory import DISSONANT_SEMITONES  # noqa: E402
+from musedraft.score import load_midi  # noqa: E402
 
 STRONG_RULES = ("clash", "out-of-key")
 

@@ -17,7 +17,7 @@ from musedraft.harmony.meter import OFFBEAT, STRONG
 from musedraft.harmony.scan import Context
 from musedraft.harmony.theory import TERTIAN, Chordal, chord_reading
 
-__all__ = ["Fault", "motion", "nct_role", "seventh_ok", "lone_attack", "readings", "vertical_faults"]
+__all__ = ["Fault", "Verdict", "motion", "nct_role", "seventh_ok", "lone_attack", "readings", "judge", "vertical_faults"]
 
 # harshest first: which partner a clash report names when a note clashes with several
 _HARSHNESS = {1: 0, 11: 1, 6: 2, 2: 3, 10: 4, 5: 5}
@@ -119,9 +119,10 @@ def nct_role(ctx: Context, x: int, k: int, against: int | None = None) -> str | 
         if not (ctx.config.accented_passing_tones and role in _ACCENTED_ROLES):
             return None
     if role is not None and ctx.start[x] == t and role != "suspension" and _chord_change(ctx, k):
-        # Where (nearly) every voice strikes a new chord, a non-chord tone among them is a quick
-        # ornament (an accented passing note, a short appoggiatura) or it is a wrong note.
-        if role not in _ACCENTED_ROLES | {"appoggiatura"} or ctx.end[x] - ctx.start[x] > ctx.beat_ticks // 2:
+        # Where (nearly) every voice strikes a new chord, a non-chord tone among them is a passing
+        # note (on the downbeat only a quick one) or a short appoggiatura — or a wrong note.
+        short = ctx.end[x] - ctx.start[x] <= ctx.beat_ticks // 2
+        if not (role == "passing" and (short or not strong)) and not (role in ("neighbour", "appoggiatura") and short):
             return None
     if role in _RESOLVING and against is not None and res is not None:
         if (abs(res - int(ctx.pitch[against])) % 12 in _CLASHING
@@ -145,18 +146,24 @@ def _voice_pitch_at(ctx: Context, y: int, t: int) -> int:
     return int(ctx.pitch[y])
 
 
-def seventh_ok(ctx: Context, x: int, k: int, leading: bool = False) -> bool:
-    """A chord seventh (or diminished fifth) that is prepared — held over, or struck in the same
-    voice before, an octave leap included — is free; otherwise it falls by step (or holds). In
-    diminished chords (`leading`), where every member leans somewhere, a step either way will do."""
+def seventh_ok(ctx: Context, x: int, k: int, chord_name: str = "dominant seventh chord") -> bool:
+    """Whether a chord seventh (or a diminished triad's fifth) is handled as tonal music handles it:
+    held over from the chord before (a tie, or the same pitch class an octave away) it is free;
+    struck again from the chord before it falls; otherwise it falls by step or holds. In
+    diminished chords, where every member leans somewhere, a step either way will do.
+    """
     a_in, _ = motion(ctx, x)
-    if _prepared(ctx, x, int(ctx.onsets[k])) or (a_in is not None and a_in != 0 and a_in % 12 == 0):
+    if ctx.start[x] < ctx.onsets[k] or (a_in is not None and a_in != 0 and a_in % 12 == 0):
         return True
     res = _resolution(ctx, x)
     if res is None:
         return True  # the piece ends on it
     d = res - int(ctx.pitch[x])
-    return -2 <= d <= 0 or (leading and 0 <= d <= 2)
+    if chord_name in ("diminished seventh chord", "diminished triad"):
+        return abs(d) <= 2
+    if a_in == 0:
+        return d <= 0  # struck again from the chord before: it may fall by more than a step
+    return -2 <= d <= 0
 
 
 def _sixfour_ok(ctx: Context, upper: int, bass: int, k: int) -> bool:
@@ -167,17 +174,25 @@ def _sixfour_ok(ctx: Context, upper: int, bass: int, k: int) -> bool:
 
 
 def lone_attack(ctx: Context, k: int) -> frozenset[int]:
-    """Off the strong beats, a single voice moving against held notes decorates their harmony:
-    its pitch class (unless a held note has it too) must be read as a non-chord tone."""
+    """Pitch classes that must be non-chord tones at onset k: off the beat, or where one voice
+    moves alone against held notes, the moving voices decorate the held harmony — unless they
+    complete it into a chord (an arpeggio, a seventh added on the way)."""
     if ctx.strength[k] == STRONG:
         return frozenset()
     t = ctx.onsets[k]
     attacks = [i for i in ctx.sounding[k] if ctx.start[i] == t]
-    if len(attacks) != 1 or len(ctx.sounding[k]) < 3:
+    held = frozenset(int(ctx.pitch[i] % 12) for i in ctx.sounding[k] if ctx.start[i] != t)
+    if len(ctx.sounding[k]) - len(attacks) < 2 or not (len(attacks) == 1 or ctx.strength[k] == OFFBEAT):
         return frozenset()
-    held = {int(ctx.pitch[i] % 12) for i in ctx.sounding[k] if ctx.start[i] != t}
-    pc = int(ctx.pitch[attacks[0]] % 12)
-    return frozenset() if pc in held else frozenset({pc})
+    moving = frozenset(int(ctx.pitch[i] % 12) for i in attacks) - held
+    if _tertian(held | moving):
+        return frozenset()
+    return frozenset(pc for pc in moving if not _tertian(held | {pc}))
+
+
+def _tertian(pcs: frozenset[int]) -> bool:
+    info = chord_reading(pcs)
+    return info is not None and info.name in TERTIAN
 
 
 class _Vertical:
@@ -206,14 +221,25 @@ class _Vertical:
         if not x_in or not y_in:  # a non-chord tone against a chord tone
             return self.treated(y, x) if x_in else self.treated(x, y)
         if info.seventh is not None and info.seventh in (self.pc[x], self.pc[y]):
-            return seventh_ok(ctx, x if self.pc[x] == info.seventh else y, self.k, info.name == "diminished seventh chord")
-        fifth = (info.root + 6) % 12
-        if info.name == "diminished triad" and fifth in (self.pc[x], self.pc[y]):
-            return seventh_ok(ctx, x if self.pc[x] == fifth else y, self.k, leading=True)
+            return seventh_ok(ctx, x if self.pc[x] == info.seventh else y, self.k, info.name)
+        if info.name == "diminished triad":
+            return self.diminished_ok(info)
         lo, hi = (x, y) if ctx.pitch[x] <= ctx.pitch[y] else (y, x)
         if lo == self.bass_note and (ctx.pitch[hi] - ctx.pitch[lo]) % 12 == 5 and "seventh" not in info.name:
-            return _sixfour_ok(ctx, hi, lo, self.k)
+            complete = info.size == 3 and info.name in ("major triad", "minor triad")
+            return complete or _sixfour_ok(ctx, hi, lo, self.k)  # a full 6/4 chord is a chord
         return True  # the tritone of a diminished triad, a fourth inside a seventh chord
+
+    def diminished_ok(self, info: Chordal) -> bool:
+        """A diminished triad is a leading-tone chord (MIDI cannot tell it from an incomplete
+        diminished seventh, so any of the four positions may be the leading tone): one of them
+        leads to a note of the key, and its fifth moves by step or holds."""
+        ctx = self.ctx
+        leads = range(4) if ctx.config.dim_any_root else range(1)
+        key = ctx.keys[self.k].pcs | (ctx.home.pcs if ctx.config.home_key_too else frozenset())
+        if not any((info.root + 3 * i + 1) % 12 in key for i in leads):
+            return False
+        return all(seventh_ok(ctx, i, self.k, info.name) for i in self.notes if self.pc[i] == (info.root + 6) % 12)
 
     def blame(self, x: int, y: int, q: frozenset[int], info: Chordal) -> int:
         """Which note of an unexplained pair is the slip."""
@@ -256,36 +282,74 @@ def readings(pcs: frozenset[int], max_removed: int, forced: frozenset[int] = fro
                 yield r, q, info
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """How one onset's dissonances read: the chord heard there and the pairs it leaves unexplained."""
+
+    q: frozenset[int]  # pitch classes of the chord reading (empty: no reading at all)
+    info: Chordal | None
+    bad: tuple[tuple[int, int], ...]  # unexplained dissonant pairs; empty means the onset is clean
+    culprit_of: dict  # unexplained pair → the note blamed for it
+
+
+# How unusual each kind of reading is, in non-chord tones' worth: a plain triad is what a listener
+# hears first; a seventh chord, a bare dyad or a chromatic chord needs more persuading.
+_QUALITY_COST = {
+    "major triad": 0.0, "minor triad": 0.0, "dominant seventh chord": 0.25, "diminished seventh chord": 0.25,
+    "incomplete dominant-seventh chord": 0.5, "minor seventh chord": 0.5, "half-diminished seventh chord": 0.5,
+    "diminished triad": 0.5, "major seventh chord": 0.75, "augmented triad": 1.0,
+    "Perfect Fifth": 0.75, "Major Third": 0.75, "Minor Third": 0.75, "Major Sixth": 0.75, "Minor Sixth": 0.75,
+    "Perfect Fourth": 1.0, "note": 1.25,
+}
+
+
+def plausibility_cost(ctx: Context, k: int, r: int, q: frozenset[int], info: Chordal, bass_pc: int) -> float:
+    """How far-fetched a reading is: its non-chord tones, its chord type, chromatic members, and a
+    bass that is not the root."""
+    key = ctx.keys[k].pcs
+    cost = r + _QUALITY_COST.get(info.name, 1.0) + 0.5 * sum(p not in key for p in q)
+    if info.size >= 3 and bass_pc != info.root:
+        cost += 0.5 if bass_pc == (info.root + 7) % 12 else 0.25  # 6/4 over the fifth, else an inversion
+    return cost
+
+
+def judge(ctx: Context, k: int, pairs: list[tuple[int, int]]) -> Verdict:
+    """Find a plausible reading of onset k that explains every new dissonance, or the one that best
+    names the culprits. Readings are tried from the most to the least plausible, up to
+    `config.reading_slack` beyond the best: a far-fetched chord does not excuse a clash."""
+    v = _Vertical(ctx, k, pairs)
+    pcs = frozenset(v.pc.values())
+    scored = sorted(((plausibility_cost(ctx, k, r, q, info, v.bass % 12), sorted(q), q, info)
+                     for r, q, info in readings(pcs, ctx.config.max_removed, lone_attack(ctx, k))),
+                    key=lambda c: (c[0], c[1]))
+    best = None
+    for cost, _, q, info in scored:
+        if cost > scored[0][0] + ctx.config.reading_slack:
+            break
+        bad = [(x, y) for x, y in pairs if not v.explained(x, y, q, info)]
+        if not bad:
+            return Verdict(q, info, (), {})
+        culprits = {v.blame(x, y, q, info) for x, y in bad}
+        rank = (len(culprits), len(bad), cost, sum(ctx.start[c] != v.t for c in culprits),
+                sum(c == v.top for c in culprits), sorted(q))
+        if best is None or rank < best[0]:
+            best = (rank, q, info, bad)
+    if best is None:  # no reading at all (a cluster): every new dissonance is unexplained
+        return Verdict(frozenset(), None, tuple(pairs),
+                       {(x, y): v.blame(x, y, frozenset(), Chordal("", 0, None, 0)) for x, y in pairs})
+    _, q, info, bad = best
+    return Verdict(q, info, tuple(bad), {(x, y): v.blame(x, y, q, info) for x, y in bad})
+
+
 def vertical_faults(ctx: Context, k: int, pairs: list[tuple[int, int]]) -> list[Fault]:
     """Faults at onset k, given the new dissonant pairs there (see scan.new_dissonant_pairs)."""
     if not pairs:
         return []
-    v = _Vertical(ctx, k, pairs)
-    pcs = frozenset(v.pc.values())
-    best = None
-    fewest = None
-    for r, q, info in readings(pcs, ctx.config.max_removed, lone_attack(ctx, k)):
-        fewest = r if fewest is None else fewest
-        if r > fewest + ctx.config.reading_slack:
-            break  # a reading with more non-chord tones than the simplest one is not how we hear it
-        bad = [(x, y) for x, y in pairs if not v.explained(x, y, q, info)]
-        if not bad:
-            return []
-        culprits = {v.blame(x, y, q, info) for x, y in bad}
-        rank = (len(culprits), len(bad), info.root != v.bass % 12, r, sum(ctx.start[c] != v.t for c in culprits),
-                sum(c == v.top for c in culprits), -len(q), sorted(q))
-        if best is None or rank < best[0]:
-            best = (rank, q, info, bad)
-    if best is None:  # no reading at all (a cluster): every new dissonance is unexplained
-        q, info, bad = frozenset(), None, pairs
-        culprit_of = {(x, y): v.blame(x, y, q, Chordal("", 0, None, 0)) for x, y in bad}
-    else:
-        _, q, info, bad = best
-        culprit_of = {(x, y): v.blame(x, y, q, info) for x, y in bad}
+    verdict = judge(ctx, k, pairs)
     rule = "clash" if ctx.strength[k] == STRONG else "weak-clash"
     faults = []
-    for c in sorted(set(culprit_of.values())):
-        partners = [y if x == c else x for (x, y), who in culprit_of.items() if who == c]
+    for c in sorted(set(verdict.culprit_of.values())):
+        partners = [y if x == c else x for (x, y), who in verdict.culprit_of.items() if who == c]
         other = min(partners, key=lambda o: (_HARSHNESS.get(int(abs(ctx.pitch[o] - ctx.pitch[c]) % 12), 9),
                                              abs(int(ctx.track[o]) - int(ctx.track[c])), o))
         faults.append(Fault(rule, c, k, other, (int(ctx.strength[k]),)))

@@ -49,10 +49,14 @@ class HarmonyConfig:
     severity: dict[str, str] = field(default_factory=dict)  # rule id → severity override
     allow_voice_crossing: bool = False  # True silences voice-crossing (free polyphony, instruments)
     key_window_bars: int = 4  # bars of music each local key is judged from
+    home_key_too: bool = True  # a pitch of the piece's own key is never "out of key"
+    leading_tones: bool = True  # a chromatic note that moves on by a semitone is a leading tone
+    applied_resolve: bool = False  # a chromatic chord note must move on by step (not leap away)
     accented_passing_tones: bool = True  # passing/neighbour tones may fall on strong beats (Bach does)
     doubling_run: int = 3  # this many consecutive octaves between two voices is doubling, not a fault
+    dim_any_root: bool = False  # any member of a diminished triad may be its leading tone
     max_removed: int = 2  # non-chord tones a vertical may carry and still read as a chord
-    reading_slack: int = 0  # readings with this many more non-chord tones than the simplest are tried too
+    reading_slack: float = 0.5  # readings this much less plausible than the likeliest may excuse a clash
     repair_rules: tuple[str, ...] | None = None  # rules repair fixes (None: every enabled rule)
     max_move: int = 7  # largest interval (semitones) repair moves a note by, an octave aside
     allow_drop: bool = True  # drop a note when no move fixes it (the last resort)

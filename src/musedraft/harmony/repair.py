@@ -136,7 +136,7 @@ def _drop(ctx: Context, f: Fault) -> bool:
     before = {g.key for g in region_faults(ctx, region)}
     drop = ~ctx.alive.copy()
     drop[f.note] = True
-    trial = build_context(ctx.score, ctx.config, bar_keys=ctx.bar_keys, drop=drop, pitch=ctx.pitch)
+    trial = build_context(ctx.score, ctx.config, bar_keys=(ctx.bar_keys, ctx.home), drop=drop, pitch=ctx.pitch)
     after = {g.key for g in region_faults(trial, Region(trial, region.lo, region.hi, region.track))}
     if f.key in after or not after <= before:
         return False

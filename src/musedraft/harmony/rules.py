@@ -12,10 +12,10 @@ from itertools import combinations
 
 import numpy as np
 
-from musedraft.harmony.clash import Fault, lone_attack, motion, readings
+from musedraft.harmony.clash import Fault, motion, readings
 from musedraft.harmony.keys import Key
 from musedraft.harmony.scan import Context
-from musedraft.harmony.theory import Chordal, parallel_motion, scale_pcs
+from musedraft.harmony.theory import Chordal, chord_reading, parallel_motion, scale_pcs
 
 __all__ = ["out_of_key_faults", "parallel_faults", "crossing_faults", "range_faults"]
 
@@ -26,45 +26,60 @@ _LEADING = {"diminished triad", "diminished seventh chord", "half-diminished sev
 
 def _applied(info: Chordal, key: Key) -> bool:
     """A chord that carries chromatic notes in tonal music: an applied dominant (its root a fifth
-    above a note of the key), an applied leading-tone chord (a semitone below one), or a chord
-    borrowed from the parallel mode (iv and i in major; bIII, bVI, bVII, the Neapolitan)."""
+    above a note of the key), an applied leading-tone chord (a semitone below one; a diminished
+    chord's root is any of its members, MIDI cannot tell them apart), or a chord borrowed from the
+    parallel mode (iv and i in major; bIII, bVI, bVII, the Neapolitan)."""
     parallel = scale_pcs(key.tonic, "minor" if key.mode == "major" else "major")
     if info.name in _DOMINANTS and (info.root + 5) % 12 in key.pcs:
         return True
-    if info.name in _LEADING and (info.root + 1) % 12 in key.pcs:
-        return True
+    if info.name in _LEADING:
+        return any((info.root + 3 * i + 1) % 12 in key.pcs for i in range(4))
     if info.name in ("major triad", "minor triad"):
         return info.root in key.pcs | parallel or info.root == (key.tonic + 1) % 12
     return False
 
 
-def _in_applied_chord(ctx: Context, x: int) -> bool:
-    """x is a member of an applied or borrowed chord of three or more pitch classes sounding with it
-    (other notes may be non-chord tones), and does not leap away from it."""
+def _chords_in(q: frozenset[int], info: Chordal) -> list[Chordal]:
+    """The chords a reading may stand for: itself, or for a bare third, sixth or fifth the triads
+    it is the skeleton of (four-part writing often leaves out a fifth, two voices leave out more)."""
+    if info.size >= 3:
+        return [info]
+    if info.name not in ("Major Third", "Minor Third", "Perfect Fifth", "Minor Sixth", "Major Sixth"):
+        return []
+    full = (chord_reading(q | {extra}) for extra in range(12) if extra not in q)
+    return [c for c in full if c is not None and c.name in ("major triad", "minor triad", "diminished triad")]
+
+
+def _explained_chromatic(ctx: Context, x: int) -> bool:
+    """A chromatic note that leans by a semitone into its next note (a leading tone, a chromatic
+    appoggiatura), or that belongs to an applied or borrowed chord sounding with it (other notes
+    there may be non-chord tones)."""
     _, a_out = motion(ctx, x)
-    if a_out is not None and abs(a_out) > 2:
+    if ctx.config.leading_tones and a_out is not None and abs(a_out) == 1:
+        return True
+    if ctx.config.applied_resolve and a_out is not None and abs(a_out) > 2:
         return False
     pc = int(ctx.pitch[x] % 12)
     for k in range(int(ctx.first[x]), int(ctx.last[x]) + 1):
         pcs = frozenset(int(ctx.pitch[i] % 12) for i in ctx.sounding[k])
-        for _, q, info in readings(pcs, ctx.config.max_removed, lone_attack(ctx, k)):
-            if pc in q and info.size >= 3 and _applied(info, ctx.keys[k]):
+        for _, q, info in readings(pcs, ctx.config.max_removed):
+            if pc in q and any(_applied(c, ctx.keys[k]) for c in _chords_in(q, info)):
                 return True
     return False
 
 
 def out_of_key_faults(ctx: Context, notes) -> list[Fault]:
     """Pitches outside the local key that are neither chromatic passing/neighbour tones (stepped
-    into and out of) nor members of an applied or borrowed chord."""
+    into and out of), leading tones, nor members of an applied or borrowed chord."""
     faults = []
     for x in notes:
-        if not ctx.alive[x] or int(ctx.pitch[x] % 12) in ctx.key_of(x).pcs:
+        if not ctx.alive[x] or ctx.in_key(x):
             continue
         a_in, a_out = motion(ctx, x)
         steps = a_in is not None and a_out is not None and 1 <= abs(a_in) <= 2 and 1 <= abs(a_out) <= 2
         if steps and ((a_in > 0) == (a_out > 0) or a_out == -a_in):
             continue  # chromatic passing tone, or a chromatic neighbour that returns
-        if _in_applied_chord(ctx, x):
+        if _explained_chromatic(ctx, x):
             continue
         faults.append(Fault("out-of-key", int(x), int(ctx.first[x])))
     return faults

@@ -59,6 +59,12 @@ class Context:
     is_line: np.ndarray  # the track is one voice (never two notes at once): voice-leading rules apply
     beat_ticks: int
     bar_keys: list[Key]  # local key of each bar (kept fixed while repair works)
+    home: Key  # key of the whole piece
+
+    def in_key(self, x: int) -> bool:
+        """Whether note x belongs to its local key (or, with `config.home_key_too`, the piece's key)."""
+        pc = int(self.pitch[x] % 12)
+        return pc in self.key_of(x).pcs or (self.config.home_key_too and pc in self.home.pcs)
 
     def key_of(self, note: int) -> Key:
         return self.keys[self.first[note]]
@@ -133,7 +139,7 @@ def _lines(start, end, pitch, track, alive, gap: int, n_tracks: int) -> tuple[np
     return prev, nxt, end, is_line
 
 
-def build_context(score: Score, config: HarmonyConfig, *, bar_keys: list[Key] | None = None,
+def build_context(score: Score, config: HarmonyConfig, *, bar_keys: tuple[list[Key], Key] | None = None,
                   drop: np.ndarray | None = None, pitch: np.ndarray | None = None) -> Context:
     """Scan `score`. Repair passes the pitches and dropped notes it has so far, and the keys it holds fixed."""
     score = tick_score(score)
@@ -161,12 +167,13 @@ def build_context(score: Score, config: HarmonyConfig, *, bar_keys: list[Key] | 
         n_bars = int(bar.max()) if len(bar) else 1
         note_bar = meter.bar_index(start[live])
         hist = pc_histograms(note_bar, pitch[live], (end[live] - start[live]) / score.ticks_per_quarter, n_bars)
-        bar_keys = local_keys(hist, config.key_window_bars)
+        bar_keys = (local_keys(hist, config.key_window_bars), local_keys(hist.sum(axis=0, keepdims=True), 1)[0])
+    bar_keys, home = bar_keys
     keys = [bar_keys[min(b - 1, len(bar_keys) - 1)] for b in bar.tolist()]
     instruments = [None if tr.is_drum else get_instrument(int(tr.program)) for tr in score.tracks]
     names = [(tr.name or "").strip() or f"track {i + 1}" for i, tr in enumerate(score.tracks)]
     return Context(score, config, meter, start, end, track, cols["pos"], pitch, alive, prev, nxt, onsets, sounding,
-                   meter.strength(onsets), bar, beat, keys, first, last, names, instruments, is_line, beat_ticks, bar_keys)
+                   meter.strength(onsets), bar, beat, keys, first, last, names, instruments, is_line, beat_ticks, bar_keys, home)
 
 
 def new_dissonant_pairs(ctx: Context, onset_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

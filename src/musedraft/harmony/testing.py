@@ -18,6 +18,7 @@ from musedraft.harmony.theory import DISSONANT_SEMITONES, midi
 __all__ = ["voices", "from_music21", "chorale", "Injected", "inject_errors"]
 
 TPQ = 480
+_CLASH = DISSONANT_SEMITONES - {5}  # seconds, sevenths, ninths, tritones (a fourth clashes only over the bass)
 
 
 def voices(*lines: str, time_signature: tuple[int, int] = (4, 4), names: list[str] | None = None,
@@ -98,9 +99,9 @@ class Injected:
 
 
 def inject_errors(score: Score, fraction: float = 0.05, seed: int = 0) -> tuple[Score, list[Injected]]:
-    """Move `fraction` of the notes by 1-2 semitones so that each now clashes (a second, seventh,
-    ninth or tritone) with a note of another voice sounding at its onset. Slipped notes never
-    overlap each other in time, so each slip can be judged on its own.
+    """Move `fraction` of the notes by 1-2 semitones so that each now clashes: a note that sounded
+    consonant against every other voice at its onset now makes a second, seventh, ninth or tritone
+    with one of them. Slipped notes never overlap each other in time, so each is judged on its own.
     """
     rng = random.Random(seed)
     ctx = build_context(score, HarmonyConfig())
@@ -117,11 +118,13 @@ def inject_errors(score: Score, fraction: float = 0.05, seed: int = 0) -> tuple[
         if any(s < te and ts < e for ts, te in taken):
             continue
         others = [int(ctx.pitch[i]) for i in ctx.sounding[ctx.first[x]] if ctx.track[i] != ctx.track[x]]
+        if any(abs(int(ctx.pitch[x]) - o) % 12 in _CLASH for o in others):
+            continue  # already a dissonance (a passing note...): moving it would not make a new clash
         moves = [1, -1, 2, -2]
         rng.shuffle(moves)
         for d in moves:
             wrong = int(ctx.pitch[x]) + d
-            if others and any(abs(wrong - o) % 12 in DISSONANT_SEMITONES - {5} for o in others):
+            if others and any(abs(wrong - o) % 12 in _CLASH for o in others):
                 t, pos = int(ctx.track[x]), int(ctx.pos[x])
                 out.tracks[t].notes[pos].pitch = wrong
                 injected.append(Injected(t, pos, s, int(ctx.pitch[x]), wrong))

@@ -179,15 +179,31 @@ def chord_reading(pcs: frozenset[int]) -> Chordal | None:
     'major triad'
     >>> chord_reading(frozenset({midi("C4") % 12, midi("D4") % 12})) is None   # a second
     True
+    >>> chord_reading(frozenset({midi("C#4") % 12, midi("G4") % 12, midi("A#4") % 12}))  # G-Bb-Db, misspelled
+    Chordal(name='diminished triad', root=7, seventh=None, size=3)
     """
     if not pcs:
         return None
     c = chord.Chord(sorted(pcs))
     name = c.commonName
-    if name not in TERTIAN and name not in _DYADS:
+    if name.startswith("enharmonic"):
+        # music21 names the set by its pitch classes but finds roots through spelling, and MIDI has
+        # none: try each note as the root, spelled from C, and keep the one music21 agrees with.
+        name = name.split(" to ", 1)[1]
+        for root in sorted(pcs):
+            c = chord.Chord(sorted((p - root) % 12 for p in pcs))
+            if c.commonName == name and c.root().pitchClass == 0:
+                seventh = c.seventh if "seventh" in name else None
+                return _chordal(name, root, None if seventh is None else (seventh.pitchClass + root) % 12, len(pcs))
         return None
     seventh = c.seventh if "seventh" in name else None
-    return Chordal(name, int(c.root().pitchClass), None if seventh is None else int(seventh.pitchClass), len(pcs))
+    return _chordal(name, int(c.root().pitchClass), None if seventh is None else int(seventh.pitchClass), len(pcs))
+
+
+def _chordal(name: str, root: int, seventh: int | None, size: int) -> Chordal | None:
+    if name not in TERTIAN and name not in _DYADS:
+        return None
+    return Chordal(name, int(root), None if seventh is None else int(seventh), size)
 
 
 @lru_cache(maxsize=16384)
