@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from musedraft.errors import OutputExistsError, RequestError
+from musedraft.errors import OutputExistsError, RenderError, RequestError
 from musedraft.pack import index_html, load_pack_config, pack
 from musedraft.score import load_midi
 
@@ -307,3 +307,15 @@ def test_the_renpy_script_plays_files_the_example_pack_writes():
     played = set(re.findall(r"^\s+play music (\w+)", script, flags=re.M))
     played |= set(re.findall(r"renpy\.music\.play\(audio\.(\w+)", script))
     assert played == defined == set(seeds)
+
+
+def test_a_failed_render_still_writes_the_page_and_says_why(tmp_path, tiny_composer):
+    (tmp_path / "one.toml").write_text('[[scene]]\nname = "a"\nmood = "tense"\nbars = 4\nseeds = [2]\n')
+    with pytest.raises(RenderError, match="no-such-font") as info:
+        pack(tmp_path / "one.toml", tmp_path / "out", model=tiny_composer, soundfont=tmp_path / "no-such-font.sf2",
+             repair=have_harmony(), progress=False)
+    index = tmp_path / "out" / "index.html"
+    assert info.value.paths == {"index": index}
+    page = index.read_text()
+    assert "<audio" not in page and "No audio:" in page and "no-such-font.sf2" in page
+    assert load_midi(tmp_path / "out" / "a" / "seed-2" / "draft.mid").tracks
