@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := fluidsynth libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont libsndfile1 musescore3 chromium
 
-.PHONY: setup system-deps venv demo test lint bench corpus train clean
+.PHONY: setup system-deps venv demo test lint bench corpus train evaluate pack-demo clean
 
 setup: system-deps venv
 
@@ -44,5 +44,12 @@ corpus: venv
 train: venv
 	$(BIN)/musedraft train
 
+evaluate: venv
+	$(BIN)/musedraft evaluate
+	$(BIN)/musedraft evaluate --metrics --out docs/evaluation.md --force
+
+pack-demo: venv
+	$(BIN)/musedraft pack examples/vn_bgm_pack/scenes.toml --out bgm --force
+
 clean:
-	rm -rf demo .pytest_cache .ruff_cache
+	rm -rf demo bgm .pytest_cache .ruff_cache

@@ -24,7 +24,7 @@ STAGES = ("load", "generate", "repair", "export", "render")
 
 
 def one_draft(model: str, seed: int, args) -> dict[str, float]:
-    from musedraft.compose import _cached, compose  # noqa: PLC0415  (imports are part of the first run)
+    from musedraft.composer import _cached, compose  # noqa: PLC0415  (imports are part of the first run)
 
     _cached.cache_clear()  # time the checkpoint load every run, not only the first
     t = time.perf_counter()
@@ -48,7 +48,7 @@ def one_draft(model: str, seed: int, args) -> dict[str, float]:
 
 
 def main() -> None:
-    from musedraft.compose import DEFAULT_MODEL  # noqa: PLC0415
+    from musedraft.composer import DEFAULT_MODEL  # noqa: PLC0415
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from common import command, machine, publish, table
 
-from musedraft.compose import DEFAULT_MODEL
+from musedraft.composer import DEFAULT_MODEL
 from musedraft.errors import DecodeError
 from musedraft.generate import Constraints, Generator, SamplingConfig
 from musedraft.model import ModelConfig, MusicTransformer, load_checkpoint

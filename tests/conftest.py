@@ -53,6 +53,6 @@ def tiny_checkpoint(tiny_corpus) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_composer(tiny_checkpoint):
-    from musedraft.compose import Composer
+    from musedraft.composer import Composer
 
     return Composer(tiny_checkpoint)

@@ -16,7 +16,7 @@ import torch
 from symusic import KeySignature, Score
 from tests.conftest import make_score
 
-from musedraft.compose import compose, continue_midi, regenerate
+from musedraft.composer import compose, continue_midi, regenerate
 from musedraft.errors import RequestError
 from musedraft.export import midi_bytes
 from musedraft.instruments import get_instrument
@@ -257,9 +257,9 @@ def test_repair_records_its_edits_and_keeps_the_request(tiny_composer):
 
 
 @pytest.mark.parametrize("first", ["musedraft.load_model", "musedraft.continue_midi",
-                                   "__import__('musedraft.compose')"])
+                                   "__import__('musedraft.composer')"])
 def test_package_compose_stays_callable_whatever_is_used_first(first):
-    """`musedraft.compose(...)` is the API; importing the musedraft.compose submodule (which any other
+    """`musedraft.compose(...)` is the API; importing the musedraft.composer submodule (which any other
     API name does) must not replace it with the module. Fresh interpreter: import order matters."""
     code = f"import musedraft; {first}; assert callable(musedraft.compose), type(musedraft.compose)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

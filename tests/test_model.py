@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from musedraft.compose import Composer
+from musedraft.composer import Composer
 from musedraft.errors import ModelError
 from musedraft.model import KVCache, ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
 from musedraft.vocab import Vocab, VocabConfig

@@ -264,7 +264,7 @@ def test_a_failed_render_leaves_the_midi_intact(tmp_path):
 # --- reproducibility and memory --------------------------------------------------------------
 
 def test_seed_reproducibility_gives_byte_identical_midi(tmp_path, tiny_composer):
-    from musedraft.compose import compose  # noqa: PLC0415
+    from musedraft.composer import compose  # noqa: PLC0415
 
     def midi(seed: int, folder: str) -> bytes:
         draft = compose("chorale", bars=4, seed=seed, repair=have_harmony(), model=tiny_composer)
@@ -283,7 +283,7 @@ def _rss_mb() -> float:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="resident memory is read from /proc (Linux)")
 def test_memory_stays_flat_over_100_composes(tiny_composer):
-    from musedraft.compose import compose  # noqa: PLC0415
+    from musedraft.composer import compose  # noqa: PLC0415
 
     readings = {}
     for i in range(100):

@@ -16,10 +16,10 @@ __version__ = "0.1.0"
 
 # public name → module that defines it (imported on first attribute access)
 _API = {
-    "compose": "musedraft.compose",
-    "continue_midi": "musedraft.compose",
-    "regenerate": "musedraft.compose",
-    "load_model": "musedraft.compose",
+    "compose": "musedraft.composer",
+    "continue_midi": "musedraft.composer",
+    "regenerate": "musedraft.composer",
+    "load_model": "musedraft.composer",
     "check": "musedraft.harmony",
     "repair": "musedraft.harmony",
     "render": "musedraft.audio",

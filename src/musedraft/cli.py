@@ -19,6 +19,8 @@ EXAMPLES = """examples:
   musedraft repair song.mid -o fixed.mid
   musedraft render song.mid -o song.wav
   musedraft scenes
+  musedraft pack examples/vn_bgm_pack/scenes.toml --out bgm/
+  musedraft evaluate --metrics --drafts 20 --out docs/evaluation.md
 """
 
 
@@ -99,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scenes", help="list the visual-novel scene presets")
 
+    p = sub.add_parser("pack", help="compose a visual-novel BGM set from a TOML file, with an audition page")
+    p.add_argument("config", type=Path, help="the pack file (see examples/vn_bgm_pack/scenes.toml)")
+    p.add_argument("--out", type=Path, default=Path("bgm"), help="pack folder: index.html, pack.json, <scene>/seed-N/")
+    p.add_argument("--force", action="store_true", help="overwrite an existing pack")
+    p.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
+    p.add_argument("--no-audio", action="store_true", help="skip the OGG/WAV previews")
+    p.add_argument("--no-repair", action="store_true", help="skip the harmony repair step")
+    p.add_argument("--soundfont", default=None, help="a .sf2/.sf3 General MIDI sound font")
+
     p = sub.add_parser("corpus", help="build the training corpus from music21's core corpus")
     csub = p.add_subparsers(dest="corpus_command", required=True)
     b = csub.add_parser("build", help="convert the corpus to MIDI + metadata (cached), then tokenize it")
@@ -127,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
     p.add_argument("--shards", type=Path, default=None)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--metrics", action="store_true",
+                   help="compare drafts with the held-out pieces of each style (musedraft.metrics) and write --out")
+    p.add_argument("--styles", default=None, help="comma-separated styles for --metrics (default: all with test pieces)")
+    p.add_argument("--drafts", type=int, default=20, help="drafts per style for --metrics")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", type=Path, default=None, help="cache folder holding corpus/ (default: the user cache dir)")
+    p.add_argument("--out", type=Path, default=Path("docs/evaluation.md"), help="report written by --metrics")
+    p.add_argument("--force", action="store_true", help="overwrite the report")
     return parser
 
 
@@ -229,8 +248,32 @@ def _cmd_train(args) -> None:
     print(json.dumps(train(cfg), indent=1))
 
 
+def _cmd_pack(args) -> None:
+    from musedraft.pack import pack  # noqa: PLC0415
+
+    index = pack(args.config, args.out, force=args.force, model=args.model, audio=not args.no_audio,
+                 soundfont=args.soundfont, repair=not args.no_repair)
+    print(f"wrote {index}: open it in a browser to audition the candidates")
+
+
+def _cmd_evaluate_metrics(args) -> None:
+    from musedraft.corpus import default_cache_dir  # noqa: PLC0415
+    from musedraft.evaluate import write_evaluation  # noqa: PLC0415
+
+    styles = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else None
+    command = " ".join(["musedraft evaluate --metrics", f"--drafts {args.drafts}", f"--seed {args.seed}",
+                        *([f"--styles {args.styles}"] if args.styles else [])])
+    path = write_evaluation(args.out, styles, args.drafts, args.model, (args.cache or default_cache_dir()) / "corpus",
+                            args.seed, force=args.force, command=command)
+    print(path.read_text(encoding="utf-8"))
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+
+
 def _cmd_evaluate(args) -> None:
-    from musedraft.compose import DEFAULT_MODEL  # noqa: PLC0415
+    if args.metrics:
+        _cmd_evaluate_metrics(args)
+        return
+    from musedraft.composer import DEFAULT_MODEL  # noqa: PLC0415
     from musedraft.corpus import default_cache_dir  # noqa: PLC0415
     from musedraft.heldout import heldout_table  # noqa: PLC0415
 
@@ -246,7 +289,7 @@ def _cmd_evaluate(args) -> None:
 
 
 COMMANDS = {"compose": _cmd_compose, "continue": _cmd_continue, "regenerate": _cmd_regenerate,
-            "check": _cmd_check, "repair": _cmd_repair, "render": _cmd_render, "scenes": _cmd_scenes,
+            "check": _cmd_check, "repair": _cmd_repair, "render": _cmd_render, "scenes": _cmd_scenes, "pack": _cmd_pack,
             "corpus": _cmd_corpus, "train": _cmd_train, "evaluate": _cmd_evaluate}
 
 

@@ -252,7 +252,7 @@ def _clip_overlaps(track: Track, end: int) -> None:
     track.notes.sort()
     notes = list(track.notes)
     for a, b in zip(notes, notes[1:]):
-        if a.time + a.duration > b.time:
+        if a.time < b.time < a.time + a.duration:  # a later onset cuts a ringing note; a chord stays
             a.duration = b.time - a.time
     for n in notes:
         n.duration = min(n.duration, end - n.time)

@@ -98,7 +98,7 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
     """
     from tqdm import tqdm  # noqa: PLC0415
 
-    from musedraft.compose import Composer, compose, load_model  # noqa: PLC0415
+    from musedraft.composer import Composer, compose, load_model  # noqa: PLC0415
     from musedraft.corpus import default_cache_dir  # noqa: PLC0415
     from musedraft.score import load_midi  # noqa: PLC0415
 
@@ -257,7 +257,7 @@ def write_evaluation(out: str | os.PathLike = "docs/evaluation.md", styles: list
         CorpusError: no corpus, or a requested style without held-out pieces.
         OutputExistsError: the report exists and `force` is False (checked before any work).
     """
-    from musedraft.compose import Composer, load_model  # noqa: PLC0415
+    from musedraft.composer import Composer, load_model  # noqa: PLC0415
     from musedraft.corpus import STYLES, default_cache_dir, load_table  # noqa: PLC0415
     from musedraft.files import check_writable  # noqa: PLC0415
 

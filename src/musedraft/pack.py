@@ -165,7 +165,7 @@ def pack(config_path: str | os.PathLike, out_dir: str | os.PathLike, force: bool
     """
     from tqdm import tqdm  # noqa: PLC0415
 
-    from musedraft.compose import Composer, compose, load_model  # noqa: PLC0415
+    from musedraft.composer import Composer, compose, load_model  # noqa: PLC0415
 
     config = load_pack_config(config_path)
     out = Path(out_dir)
