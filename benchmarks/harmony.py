@@ -26,26 +26,25 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 from collections import Counter  # noqa: E402
 
-from symusic import Score  # noqa: E402
+from music21 import analysis, corpus, note, voiceLeading  # noqa: E402
+from platformdirs import user_cache_dir  # noqa: E402
+from symusic import Note, Score, Tempo, TimeSignature, Track  # noqa: E402
 
 from musedraft.harmony import HarmonyConfig, check, repair  # noqa: E402
 from musedraft.harmony.testing import from_music21, inject_errors  # noqa: E402
 from musedraft.harmony.theory import DISSONANT_SEMITONES  # noqa: E402
+from musedraft.notation import to_music21  # noqa: E402
 from musedraft.score import load_midi  # noqa: E402
 
 STRONG_RULES = ("clash", "out-of-key")
 
 
 def cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
     return Path(os.environ.get("MUSEDRAFT_CACHE") or user_cache_dir("musedraft")) / "harmony-bench"
 
 
 def load_chorales(limit: int | None) -> list[tuple[str, Score]]:
     """Every Bach piece in the music21 corpus with exactly four parts, as (name, Score)."""
-    from music21 import corpus
-
     out_dir = cache_dir() / "chorales"
     out_dir.mkdir(parents=True, exist_ok=True)
     index = out_dir / "index.json"
@@ -114,7 +113,7 @@ def recall_and_repair(pieces, fraction: float, seed: int) -> dict:
     consonant = restored = dropped = no_finding_after = repaired_flagged = 0
     by_rule: Counter = Counter()
     edits = notes = 0
-    for n, (name, score) in enumerate(pieces):
+    for n, (_, score) in enumerate(pieces):
         bad, slips = inject_errors(score, fraction, seed=seed + n)
         found = check(bad)
         result = repair(bad)
@@ -155,8 +154,6 @@ def recall_and_repair(pieces, fraction: float, seed: int) -> dict:
 
 def speed_piece(pieces, bars: int = 64) -> Score:
     """Four-part chorales in 4/4 laid end to end until `bars` bars, with 5% slips injected."""
-    from symusic import Note, Tempo, TimeSignature, Track
-
     out = Score(480)
     out.time_signatures.append(TimeSignature(0, 4, 4))
     out.tempos.append(Tempo(0, 80))
@@ -181,10 +178,6 @@ def speed_piece(pieces, bars: int = 64) -> Score:
 
 def plain_music21(score: Score) -> dict:
     """The same checks the straightforward music21 way: chordify, then test every chord."""
-    from music21 import analysis, interval, note, voiceLeading
-
-    from musedraft.notation import to_music21
-
     t0 = time.perf_counter()
     m21 = to_music21(score)
     t1 = time.perf_counter()
@@ -213,7 +206,6 @@ def plain_music21(score: Score) -> dict:
                     continue
                 q = voiceLeading.VoiceLeadingQuartet(n1, n2, l1, l2)
                 problems += q.parallelFifth() or q.parallelOctave()
-    _ = interval  # the per-chord tests above go through music21.interval inside isConsonant
     t2 = time.perf_counter()
     return {"to_music21_s": round(t1 - t0, 4), "chordify_and_tests_s": round(t2 - t1, 4),
             "total_s": round(t2 - t0, 4), "verticals": len(chords), "problems": problems}

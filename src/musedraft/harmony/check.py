@@ -14,12 +14,18 @@ from symusic import Score
 from musedraft.harmony.clash import Fault, vertical_faults
 from musedraft.harmony.config import RULES, HarmonyConfig
 from musedraft.harmony.findings import Finding
-from musedraft.harmony.rules import crossing_faults, out_of_key_faults, parallel_faults, range_faults
-from musedraft.harmony.scan import Context, build_context, new_dissonant_pairs
+from musedraft.harmony.rules import (
+    crossing_faults,
+    out_of_key_faults,
+    parallel_faults,
+    range_faults,
+    voice_faults,
+)
+from musedraft.harmony.scan import Context, build_context, new_dissonant_pairs, pairs_at
 from musedraft.harmony.theory import interval_name
 from musedraft.score import load_midi
 
-__all__ = ["check", "all_faults", "region_faults", "Region", "region_of", "to_findings", "as_score"]
+__all__ = ["check", "all_faults", "region_faults", "target_faults", "Region", "region_of", "to_findings", "as_score"]
 
 _RULE_ORDER = {r: n for n, r in enumerate(RULES)}
 
@@ -47,6 +53,8 @@ def check(score: Score | str | os.PathLike, config: HarmonyConfig | None = None)
 def _clash_faults(ctx: Context, onset_ids: np.ndarray | None) -> list[Fault]:
     if not (ctx.config.is_on("clash") or ctx.config.is_on("weak-clash")):
         return []
+    if onset_ids is not None and len(onset_ids) <= 32:  # a repair region: plain Python is faster
+        return [f for k in onset_ids.tolist() for f in vertical_faults(ctx, k, pairs_at(ctx, k)) if ctx.config.is_on(f.rule)]
     ks, ii, jj = new_dissonant_pairs(ctx, onset_ids)
     faults: list[Fault] = []
     if not len(ks):
@@ -70,7 +78,7 @@ def _note_faults(ctx: Context, notes) -> list[Fault]:
 def all_faults(ctx: Context) -> list[Fault]:
     """Every fault in the score."""
     live = np.flatnonzero(ctx.alive).tolist()
-    return _clash_faults(ctx, None) + _note_faults(ctx, live) + parallel_faults(ctx) + crossing_faults(ctx)
+    return _clash_faults(ctx, None) + _note_faults(ctx, live) + voice_faults(ctx)
 
 
 class Region:
@@ -92,9 +100,22 @@ def region_faults(ctx: Context, region: Region) -> list[Fault]:
     """The faults inside a region, exactly as all_faults would report them there."""
     notes = [i for i in region.notes if ctx.alive[i]]
     pad = (region.lo, region.hi)
-    voice = [f for f in parallel_faults(ctx, region.track, pad) + crossing_faults(ctx, region.track, pad)
-             if region.lo <= ctx.onsets[f.onset] <= region.hi]
+    voice = [f for f in voice_faults(ctx, region.track, pad) if region.lo <= ctx.onsets[f.onset] <= region.hi]
     return _clash_faults(ctx, region.onset_ids) + _note_faults(ctx, notes) + voice
+
+
+def target_faults(ctx: Context, f: Fault) -> list[Fault]:
+    """The faults of f's rule where f sounds: the cheap first test of a trial repair."""
+    if f.rule in ("clash", "weak-clash"):
+        return vertical_faults(ctx, f.onset, pairs_at(ctx, f.onset))
+    if f.rule == "out-of-key":
+        return out_of_key_faults(ctx, [f.note])
+    if f.rule == "out-of-range":
+        return range_faults(ctx, [f.note])
+    t = int(ctx.onsets[f.onset])
+    found = crossing_faults(ctx, int(ctx.track[f.note]), (t, t)) if f.rule == "voice-crossing" else \
+        parallel_faults(ctx, int(ctx.track[f.note]), (t, t))
+    return [g for g in found if g.onset == f.onset]
 
 
 def _article(words: str) -> str:

@@ -11,6 +11,7 @@ dissonances unexplained names the culprits: one `Fault` per offending note.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
 
 from musedraft.harmony.meter import OFFBEAT, STRONG
@@ -21,6 +22,7 @@ __all__ = ["Fault", "Verdict", "motion", "nct_role", "seventh_ok", "lone_attack"
 
 # harshest first: which partner a clash report names when a note clashes with several
 _HARSHNESS = {1: 0, 11: 1, 6: 2, 2: 3, 10: 4, 5: 5}
+_DOMINANT_SEVENTHS = {"dominant seventh chord", "incomplete dominant-seventh chord"}
 _CLASHING = frozenset({1, 2, 6, 10, 11})  # interval classes a resolution must not land on
 _STRONG_ROLES = {"suspension", "retardation", "appoggiatura", "pedal"}
 _ACCENTED_ROLES = {"passing", "neighbour"}
@@ -148,21 +150,23 @@ def _voice_pitch_at(ctx: Context, y: int, t: int) -> int:
 
 def seventh_ok(ctx: Context, x: int, k: int, chord_name: str = "dominant seventh chord") -> bool:
     """Whether a chord seventh (or a diminished triad's fifth) is handled as tonal music handles it:
-    held over from the chord before (a tie, or the same pitch class an octave away) it is free;
-    struck again from the chord before it falls; otherwise it falls by step or holds. In
-    diminished chords, where every member leans somewhere, a step either way will do.
+    prepared — held over or struck again from the chord before, an octave leap included — it is
+    free; otherwise it falls by step or holds, and (with `config.strict_sevenths`) the seventh of
+    any chord but the dominant must also pass between two steps. In diminished chords, where every
+    member leans somewhere, a step either way will do.
     """
     a_in, _ = motion(ctx, x)
-    if ctx.start[x] < ctx.onsets[k] or (a_in is not None and a_in != 0 and a_in % 12 == 0):
+    if ctx.start[x] < ctx.onsets[k] or (a_in is not None and a_in % 12 == 0):
         return True
     res = _resolution(ctx, x)
     if res is None:
         return True  # the piece ends on it
     d = res - int(ctx.pitch[x])
-    if chord_name in ("diminished seventh chord", "diminished triad"):
+    if chord_name == "diminished seventh chord" or (chord_name == "diminished triad" and ctx.config.dim_fifth_free):
         return abs(d) <= 2
-    if a_in == 0:
-        return d <= 0  # struck again from the chord before: it may fall by more than a step
+    if chord_name not in _DOMINANT_SEVENTHS and ctx.config.strict_sevenths and not (
+            _step(a_in) and (a_in > 0) == (d > 0) and not _chord_change(ctx, k)):
+        return False  # other sevenths are prepared, or pass between two steps
     return -2 <= d <= 0
 
 
@@ -303,14 +307,30 @@ _QUALITY_COST = {
 }
 
 
-def plausibility_cost(ctx: Context, k: int, r: int, q: frozenset[int], info: Chordal, bass_pc: int) -> float:
+def plausibility_cost(r: int, q: frozenset[int], info: Chordal, key: frozenset[int], bass_pc: int) -> float:
     """How far-fetched a reading is: its non-chord tones, its chord type, chromatic members, and a
-    bass that is not the root."""
-    key = ctx.keys[k].pcs
+    bass that is not the root.
+
+    >>> c_major, g7 = frozenset({0, 2, 4, 5, 7, 9, 11}), chord_reading(frozenset({7, 11, 2, 5}))
+    >>> plausibility_cost(0, frozenset({0, 4, 7}), chord_reading(frozenset({0, 4, 7})), c_major, 0)
+    0.0
+    >>> plausibility_cost(0, frozenset({7, 11, 2, 5}), g7, c_major, 11)   # V6/5: a seventh, inverted
+    0.5
+    """
     cost = r + _QUALITY_COST.get(info.name, 1.0) + 0.5 * sum(p not in key for p in q)
     if info.size >= 3 and bass_pc != info.root:
         cost += 0.5 if bass_pc == (info.root + 7) % 12 else 0.25  # 6/4 over the fifth, else an inversion
     return cost
+
+
+@lru_cache(maxsize=65536)
+def _ranked(pcs: frozenset[int], forced: frozenset[int], max_removed: int, key: frozenset[int],
+            bass_pc: int) -> tuple[tuple[float, frozenset[int], Chordal], ...]:
+    """Readings of a pitch-class set, most plausible first (the same sets recur all through a piece)."""
+    scored = [(plausibility_cost(r, q, info, key, bass_pc), sorted(q), q, info)
+              for r, q, info in readings(pcs, max_removed, forced)]
+    scored.sort(key=lambda c: (c[0], c[1]))
+    return tuple((cost, q, info) for cost, _, q, info in scored)
 
 
 def judge(ctx: Context, k: int, pairs: list[tuple[int, int]]) -> Verdict:
@@ -319,11 +339,9 @@ def judge(ctx: Context, k: int, pairs: list[tuple[int, int]]) -> Verdict:
     `config.reading_slack` beyond the best: a far-fetched chord does not excuse a clash."""
     v = _Vertical(ctx, k, pairs)
     pcs = frozenset(v.pc.values())
-    scored = sorted(((plausibility_cost(ctx, k, r, q, info, v.bass % 12), sorted(q), q, info)
-                     for r, q, info in readings(pcs, ctx.config.max_removed, lone_attack(ctx, k))),
-                    key=lambda c: (c[0], c[1]))
+    scored = _ranked(pcs, lone_attack(ctx, k), ctx.config.max_removed, ctx.keys[k].pcs, v.bass % 12)
     best = None
-    for cost, _, q, info in scored:
+    for cost, q, info in scored:
         if cost > scored[0][0] + ctx.config.reading_slack:
             break
         bad = [(x, y) for x, y in pairs if not v.explained(x, y, q, info)]

@@ -55,6 +55,8 @@ class HarmonyConfig:
     accented_passing_tones: bool = True  # passing/neighbour tones may fall on strong beats (Bach does)
     doubling_run: int = 3  # this many consecutive octaves between two voices is doubling, not a fault
     dim_any_root: bool = False  # any member of a diminished triad may be its leading tone
+    dim_fifth_free: bool = True  # a diminished triad's fifth may rise by step as well as fall
+    strict_sevenths: bool = True  # sevenths of non-dominant chords must be prepared or passing
     max_removed: int = 2  # non-chord tones a vertical may carry and still read as a chord
     reading_slack: float = 0.5  # readings this much less plausible than the likeliest may excuse a clash
     repair_rules: tuple[str, ...] | None = None  # rules repair fixes (None: every enabled rule)

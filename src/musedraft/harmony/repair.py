@@ -15,15 +15,24 @@ import os
 import numpy as np
 from symusic import Score
 
-from musedraft.harmony.check import Region, all_faults, as_score, region_faults, region_of, to_findings
+from musedraft.harmony.check import (
+    Region,
+    all_faults,
+    as_score,
+    region_faults,
+    region_of,
+    target_faults,
+    to_findings,
+)
 from musedraft.harmony.clash import Fault
 from musedraft.harmony.config import RULES, HarmonyConfig
 from musedraft.harmony.findings import Edit, RepairResult
-from musedraft.harmony.scan import Context, build_context, tick_score
+from musedraft.harmony.scan import Context, build_context, pairs_at, tick_score
 
 __all__ = ["repair"]
 
 _MAX_ROUNDS = 8
+_CLASH = frozenset({1, 2, 6, 10, 11})  # seconds, sevenths, tritones: what "consonant again" rules out
 _PARTNER_RULES = {"clash", "weak-clash", "parallel-fifths", "parallel-octaves", "voice-crossing"}
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
@@ -42,21 +51,22 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
     config = config or HarmonyConfig()
     base = tick_score(as_score(score))
     ctx = build_context(base, config)
-    before = to_findings(ctx, all_faults(ctx))
+    faults = all_faults(ctx)
+    before = to_findings(ctx, faults)
     original = ctx.pitch.copy()
     cause: dict[int, Fault] = {}  # note → the first fault an edit to it removed
     messages: dict[int, str] = {}
     for _ in range(_MAX_ROUNDS):
-        if not _round(ctx, cause, messages):
+        if not _round(ctx, faults, cause, messages):
             break
         ctx = build_context(base, config, pitch=ctx.pitch, drop=~ctx.alive)
-    after = to_findings(ctx, all_faults(ctx))
+        faults = all_faults(ctx)
+    after = to_findings(ctx, faults)
     return RepairResult(_apply(base, ctx), _edits(ctx, original, cause, messages), before, after)
 
 
-def _round(ctx: Context, cause: dict[int, Fault], messages: dict[int, str]) -> bool:
-    """One pass over the score's faults in time order; True if anything changed."""
-    faults = all_faults(ctx)
+def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages: dict[int, str]) -> bool:
+    """One pass over the score's faults (freshly found) in time order; True if anything changed."""
     current = {f.key for f in faults}
     queue = sorted((f for f in faults if ctx.config.repairs(f.rule)),
                    key=lambda f: (ctx.onsets[f.onset], _SEVERITY_ORDER[ctx.config.severity_of(f.rule)], ctx.track[f.note], f.rule))
@@ -79,55 +89,81 @@ def _round(ctx: Context, cause: dict[int, Fault], messages: dict[int, str]) -> b
 
 
 def _candidates(ctx: Context, x: int, f: Fault) -> list[int]:
-    """Pitches to try for note x, smallest move first; among equal moves, notes of the local key,
-    then the smoother line (the original line was most likely smooth)."""
+    """Pitches to try for note x, smallest move first. Within a step (two semitones), a pitch that
+    sounds consonant against everything at the note's onset comes before one that would merely be
+    excused as a non-chord tone; among equals, notes of the local key, then the smoother line (the
+    line as written was most likely smooth)."""
     p = int(ctx.pitch[x])
     inst = ctx.instruments[ctx.track[x]]
     low, high = (inst.low, inst.high) if inst is not None else (0, 127)
     if f.rule == "out-of-range":
         octaves = [p + d for d in (12, -12, 24, -24, 36, -36) if low <= p + d <= high]
-        nearest = [min(max(p, low), high)]
-        return octaves + nearest
+        return octaves + [min(max(p, low), high)]
     key = ctx.key_of(x)
     prev, nxt = ctx.prev[x], ctx.next[x]
-    busy = {int(ctx.pitch[i]) for i in ctx.sounding[ctx.first[x]] if ctx.track[i] == ctx.track[x] and i != x}
+    k = int(ctx.first[x])
+    others = [int(ctx.pitch[i]) for i in ctx.sounding[k] if i != x]
+    busy = {int(ctx.pitch[i]) for i in ctx.sounding[k] if ctx.track[i] == ctx.track[x] and i != x}
+    limit = 2 if f.rule == "voice-crossing" else ctx.config.max_move
 
-    def smooth(c: int) -> int:
-        return (abs(c - ctx.pitch[prev]) if prev >= 0 else 0) + (abs(ctx.pitch[nxt] - c) if nxt >= 0 else 0)
+    def rank(c: int) -> tuple:
+        clashes = sum(abs(c - o) % 12 in _CLASH for o in others)
+        smooth = (abs(c - ctx.pitch[prev]) if prev >= 0 else 0) + (abs(ctx.pitch[nxt] - c) if nxt >= 0 else 0)
+        return (abs(c - p) > 2 or clashes > 0, abs(c - p), c % 12 not in key.pcs, smooth, c)
 
-    out = []
-    for d in range(1, ctx.config.max_move + 1):
-        pair = [c for c in (p - d, p + d) if low <= c <= high and c not in busy]
-        out += sorted(pair, key=lambda c: (c % 12 not in key.pcs, smooth(c), c))
-    return out
+    pool = [c for d in range(1, limit + 1) for c in (p - d, p + d) if low <= c <= high and c not in busy]
+    return sorted(pool, key=rank)
 
 
-def _still_there(ctx: Context, f: Fault, region: Region) -> bool:
-    return any(g.key == f.key for g in region_faults(ctx, region))
+def _try(ctx: Context, x: int, f: Fault, worst: int) -> tuple[int, int, set, set] | None:
+    """The first candidate pitch for x (moving it at most `worst` semitones) that removes f and
+    creates no new fault around x, as (pitch, dissonances left where f was, faults before, faults
+    after); x is left unchanged."""
+    region = region_of(ctx, x)
+    before = None  # the faults around x as they stand, found once a move passes the cheap test
+    old = int(ctx.pitch[x])
+    try:
+        for c in _candidates(ctx, x, f):
+            if abs(c - old) > worst:
+                continue
+            ctx.pitch[x] = c
+            if any(g.key == f.key for g in target_faults(ctx, f)):
+                continue
+            if before is None:
+                ctx.pitch[x] = old
+                before = {g.key for g in region_faults(ctx, region)}
+                ctx.pitch[x] = c
+            after = {g.key for g in region_faults(ctx, region)}
+            if f.key not in after and after <= before:
+                return c, len(pairs_at(ctx, f.onset)), before, after
+    finally:
+        ctx.pitch[x] = old
+    return None
 
 
 def _move(ctx: Context, f: Fault, current: set) -> int | None:
-    """Try moving the offending note (or its partner, sparing the top voice); return the note moved."""
+    """Apply the best move that fixes f, of the offending note or its partner: the one leaving the
+    fewest dissonances where f was, then the smallest; between equals keep the melody (the top
+    voice) and move a lower voice. Returns the note moved."""
     notes = [f.note]
     if f.other is not None and f.rule in _PARTNER_RULES:
         notes.append(f.other)
-        top = ctx.top(f.onset)
-        notes.sort(key=lambda i: i == top)  # keep the melody where a lower voice can move instead
+    top = ctx.top(f.onset)
+    best = None
     for x in notes:
-        region = region_of(ctx, x)
-        before = {g.key for g in region_faults(ctx, region)}
-        if f.key not in before:
+        found = _try(ctx, x, f, ctx.config.max_move)
+        if found is None:
             continue
-        old = int(ctx.pitch[x])
-        for c in _candidates(ctx, x, f):
-            ctx.pitch[x] = c
-            after = {g.key for g in region_faults(ctx, region)}
-            if f.key not in after and after <= before:
-                current.difference_update(before)
-                current.update(after)
-                return x
-            ctx.pitch[x] = old
-    return None
+        rank = (found[1], abs(found[0] - int(ctx.pitch[x])), x == top)
+        if best is None or rank < best[0]:
+            best = (rank, x, found)
+    if best is None:
+        return None
+    _, x, (pitch, _, before, after) = best
+    ctx.pitch[x] = pitch
+    current.difference_update(before)
+    current.update(after)
+    return x
 
 
 def _drop(ctx: Context, f: Fault) -> bool:

@@ -8,16 +8,15 @@ order, top to bottom, and skip chordal tracks (a piano part is not one voice).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from itertools import combinations
-
-import numpy as np
 
 from musedraft.harmony.clash import Fault, motion, readings
 from musedraft.harmony.keys import Key
 from musedraft.harmony.scan import Context
 from musedraft.harmony.theory import Chordal, chord_reading, parallel_motion, scale_pcs
 
-__all__ = ["out_of_key_faults", "parallel_faults", "crossing_faults", "range_faults"]
+__all__ = ["out_of_key_faults", "voice_faults", "parallel_faults", "crossing_faults", "range_faults"]
 
 _DOMINANTS = {"major triad", "dominant seventh chord", "incomplete dominant-seventh chord"}
 _LEADING = {"diminished triad", "diminished seventh chord", "half-diminished seventh chord",
@@ -85,24 +84,34 @@ def out_of_key_faults(ctx: Context, notes) -> list[Fault]:
     return faults
 
 
-def _voice_at(ctx: Context, t: int, times: np.ndarray) -> np.ndarray:
-    """For one voice (track t): the note sounding at each time, -1 where it rests."""
-    idx = np.flatnonzero((ctx.track == t) & ctx.alive)
-    if not len(idx):
-        return np.full(len(times), -1, dtype=np.int64)
-    j = np.searchsorted(ctx.start[idx], times, side="right") - 1
-    note = idx[np.maximum(j, 0)]
-    return np.where((j >= 0) & (ctx.end[note] > times), note, -1)
-
-
 def _pair_timeline(ctx: Context, a: int, b: int, window: tuple[int, int] | None):
-    times = np.unique(ctx.start[((ctx.track == a) | (ctx.track == b)) & ctx.alive])
-    if window is not None:  # pad with enough context for a doubling run or a crossing's start
-        pad = ctx.config.doubling_run + 1
-        lo = max(0, int(np.searchsorted(times, window[0])) - pad)
-        hi = int(np.searchsorted(times, window[1], side="right")) + pad
-        times = times[lo:hi]
-    return times, _voice_at(ctx, a, times), _voice_at(ctx, b, times)
+    """The times either voice strikes (around `window` when given, with enough context for a
+    doubling run or the start of a crossing) and the note each voice sounds then (-1: a rest).
+
+    Plain Python over the two voices' notes: repair asks this for a few beats at a time, where
+    numpy's per-call cost would dominate.
+    """
+    pad = ctx.config.doubling_run + 1
+    voices = []
+    for t in (a, b):
+        idx, starts = ctx.voice_list[t]
+        if window is not None:
+            idx = idx[max(0, bisect_left(starts, window[0]) - pad): bisect_right(starts, window[1]) + pad]
+        voices.append(idx)
+    start, end = ctx.start_list, ctx.end_list
+    times = sorted({start[i] for v in voices for i in v})
+    if window is not None:
+        lo = max(0, bisect_left(times, window[0]) - pad)
+        times = times[lo: bisect_right(times, window[1]) + pad]
+    sounding = []
+    for notes in voices:
+        at, j = [], -1
+        for t in times:
+            while j + 1 < len(notes) and start[notes[j + 1]] <= t:
+                j += 1
+            at.append(notes[j] if j >= 0 and end[notes[j]] > t else -1)
+        sounding.append(at)
+    return times, sounding[0], sounding[1]
 
 
 def _pairs(ctx: Context, track: int | None):
@@ -110,61 +119,73 @@ def _pairs(ctx: Context, track: int | None):
     return [(a, b) for a, b in combinations(lines, 2) if track is None or track in (a, b)]
 
 
-def parallel_faults(ctx: Context, track: int | None = None, window: tuple[int, int] | None = None) -> list[Fault]:
-    """Consecutive perfect fifths / octaves between two voices, confirmed by music21's
-    VoiceLeadingQuartet. A run of `doubling_run` octaves is a doubling, not a fault."""
-    want = {r for r in ("parallel-fifths", "parallel-octaves") if ctx.config.is_on(r)}
+def voice_faults(ctx: Context, track: int | None = None, window: tuple[int, int] | None = None) -> list[Fault]:
+    """Parallels and crossings between every pair of voices (those involving `track` when given)."""
     faults: list[Fault] = []
-    if not want:
-        return faults
     for a, b in _pairs(ctx, track):
-        times, na, nb = _pair_timeline(ctx, a, b, window)
-        if len(times) < 2:
-            continue
-        both = (na >= 0) & (nb >= 0)
-        pa, pb = ctx.pitch[np.maximum(na, 0)], ctx.pitch[np.maximum(nb, 0)]
-        cls = np.where(both, np.abs(pa - pb) % 12, -1)
-        octave = cls == 0
-        for m in np.flatnonzero(both[:-1] & both[1:] & (cls[:-1] == cls[1:]) & np.isin(cls[:-1], (0, 7))):
-            if na[m] == na[m + 1] or nb[m] == nb[m + 1] or pa[m] == pa[m + 1] or pb[m] == pb[m + 1]:
-                continue
-            if cls[m] == 0:
-                run_lo, run_hi = m, m + 1
-                while run_lo > 0 and octave[run_lo - 1]:
-                    run_lo -= 1
-                while run_hi + 1 < len(cls) and octave[run_hi + 1]:
-                    run_hi += 1
-                if run_hi - run_lo + 1 >= ctx.config.doubling_run:
-                    continue
-            k = int(np.searchsorted(ctx.onsets, times[m + 1]))
-            key = ctx.keys[k]
-            upper = (key.spell(pa[m]), key.spell(pa[m + 1]))
-            lower = (key.spell(pb[m]), key.spell(pb[m + 1]))
-            if pa[m] < pb[m]:
-                upper, lower = lower, upper
-            kind = parallel_motion(upper, lower)
-            rule = {"fifths": "parallel-fifths", "octaves": "parallel-octaves"}.get(kind or "")
-            if rule in want:
-                faults.append(Fault(rule, int(nb[m + 1]), k, int(na[m + 1]),
-                                    (int(pb[m]), int(pb[m + 1]), int(pa[m]), int(pa[m + 1]))))
+        timeline = _pair_timeline(ctx, a, b, window)
+        faults += _parallels(ctx, *timeline) + _crossings(ctx, *timeline)
     return faults
+
+
+def parallel_faults(ctx: Context, track: int | None = None, window: tuple[int, int] | None = None) -> list[Fault]:
+    """Consecutive perfect fifths / octaves between two voices."""
+    return [f for a, b in _pairs(ctx, track) for f in _parallels(ctx, *_pair_timeline(ctx, a, b, window))]
 
 
 def crossing_faults(ctx: Context, track: int | None = None, window: tuple[int, int] | None = None) -> list[Fault]:
     """A lower voice rising above the voice written above it (reported where the crossing begins)."""
+    return [f for a, b in _pairs(ctx, track) for f in _crossings(ctx, *_pair_timeline(ctx, a, b, window))]
+
+
+def _parallels(ctx: Context, times: list[int], na: list[int], nb: list[int]) -> list[Fault]:
+    """Parallel (or contrary) perfect fifths and octaves along one pair's timeline, confirmed by
+    music21's VoiceLeadingQuartet. A run of `doubling_run` octaves is a doubling, not a fault."""
+    want = {r for r in ("parallel-fifths", "parallel-octaves") if ctx.config.is_on(r)}
+    faults: list[Fault] = []
+    if not want:
+        return faults
+    pitch = ctx.pitch
+    cls = [abs(int(pitch[x]) - int(pitch[y])) % 12 if x >= 0 and y >= 0 else -1 for x, y in zip(na, nb, strict=True)]
+    for m in range(len(times) - 1):
+        if cls[m] not in (0, 7) or cls[m + 1] != cls[m]:
+            continue
+        a1, a2, b1, b2 = na[m], na[m + 1], nb[m], nb[m + 1]
+        if a1 == a2 or b1 == b2 or pitch[a1] == pitch[a2] or pitch[b1] == pitch[b2]:
+            continue  # a voice holds or repeats: oblique motion
+        if cls[m] == 0:
+            lo, hi = m, m + 1
+            while lo > 0 and cls[lo - 1] == 0:
+                lo -= 1
+            while hi + 1 < len(cls) and cls[hi + 1] == 0:
+                hi += 1
+            if hi - lo + 1 >= ctx.config.doubling_run:
+                continue
+        k = bisect_left(ctx.onset_list, times[m + 1])
+        key = ctx.keys[k]
+        upper = (key.spell(pitch[a1]), key.spell(pitch[a2]))
+        lower = (key.spell(pitch[b1]), key.spell(pitch[b2]))
+        if pitch[a1] < pitch[b1]:
+            upper, lower = lower, upper
+        rule = {"fifths": "parallel-fifths", "octaves": "parallel-octaves"}.get(parallel_motion(upper, lower) or "")
+        if rule in want:
+            faults.append(Fault(rule, b2, k, a2, (int(pitch[b1]), int(pitch[b2]), int(pitch[a1]), int(pitch[a2]))))
+    return faults
+
+
+def _crossings(ctx: Context, times: list[int], na: list[int], nb: list[int]) -> list[Fault]:
+    """Where the lower voice of a pair starts sounding above the upper one."""
     faults: list[Fault] = []
     if not ctx.config.is_on("voice-crossing"):
         return faults
-    for a, b in _pairs(ctx, track):
-        times, na, nb = _pair_timeline(ctx, a, b, window)
-        both = (na >= 0) & (nb >= 0)
-        crossed = both & (ctx.pitch[np.maximum(nb, 0)] > ctx.pitch[np.maximum(na, 0)])
-        begins = crossed & ~np.concatenate([[False], crossed[:-1]])
-        for m in np.flatnonzero(begins):
-            k = int(np.searchsorted(ctx.onsets, times[m]))
-            mover = nb[m] if ctx.start[nb[m]] == times[m] or ctx.start[na[m]] != times[m] else na[m]
-            other = na[m] if mover == nb[m] else nb[m]
-            faults.append(Fault("voice-crossing", int(mover), k, int(other)))
+    pitch, start = ctx.pitch, ctx.start_list
+    was = False
+    for t, x, y in zip(times, na, nb, strict=True):
+        crossed = x >= 0 and y >= 0 and pitch[y] > pitch[x]
+        if crossed and not was:
+            mover, other = (y, x) if start[y] == t or start[x] != t else (x, y)
+            faults.append(Fault("voice-crossing", mover, bisect_left(ctx.onset_list, t), other))
+        was = crossed
     return faults
 
 

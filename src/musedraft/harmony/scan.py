@@ -9,6 +9,7 @@ rules re-read it, so everything here that depends on pitch is computed on demand
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from symusic import Score
@@ -19,7 +20,7 @@ from musedraft.harmony.meter import Meter
 from musedraft.harmony.theory import dissonance_table
 from musedraft.instruments import Instrument, get_instrument
 
-__all__ = ["Context", "build_context", "tick_score"]
+__all__ = ["Context", "build_context", "tick_score", "new_dissonant_pairs", "pairs_at"]
 
 
 def tick_score(score: Score) -> Score:
@@ -60,6 +61,15 @@ class Context:
     beat_ticks: int
     bar_keys: list[Key]  # local key of each bar (kept fixed while repair works)
     home: Key  # key of the whole piece
+    voice_notes: list[np.ndarray]  # per track: its sounding notes in time order
+    onset_list: list[int]  # `onsets` as Python ints, for bisect
+    start_list: list[int]  # `start` and `end` as Python ints: plain loops read them fastest
+    end_list: list[int]
+
+    @cached_property
+    def voice_list(self) -> list[tuple[list[int], list[int]]]:
+        """Per track: its notes and their start ticks, as lists (for bisect)."""
+        return [(v.tolist(), self.start[v].tolist()) for v in self.voice_notes]
 
     def in_key(self, x: int) -> bool:
         """Whether note x belongs to its local key (or, with `config.home_key_too`, the piece's key)."""
@@ -173,7 +183,38 @@ def build_context(score: Score, config: HarmonyConfig, *, bar_keys: tuple[list[K
     instruments = [None if tr.is_drum else get_instrument(int(tr.program)) for tr in score.tracks]
     names = [(tr.name or "").strip() or f"track {i + 1}" for i, tr in enumerate(score.tracks)]
     return Context(score, config, meter, start, end, track, cols["pos"], pitch, alive, prev, nxt, onsets, sounding,
-                   meter.strength(onsets), bar, beat, keys, first, last, names, instruments, is_line, beat_ticks, bar_keys, home)
+                   meter.strength(onsets), bar, beat, keys, first, last, names, instruments, is_line, beat_ticks, bar_keys, home,
+                   [np.flatnonzero((track == t) & alive) for t in range(len(score.tracks))], onsets.tolist(),
+                   start.tolist(), end.tolist())
+
+
+def pairs_at(ctx: Context, k: int) -> list[tuple[int, int]]:
+    """new_dissonant_pairs for one onset, in plain Python (repair asks this hundreds of times for
+    verticals of four or five notes, where numpy's call overhead is the whole cost)."""
+    notes = ctx.sounding[k]
+    t = ctx.onsets[k]
+    bass = ctx.bass(k)
+    upper_tab, bass_tab = _tables()
+    out = []
+    for a in range(len(notes)):
+        i = notes[a]
+        for j in notes[a + 1:]:
+            if ctx.start[i] != t and ctx.start[j] != t:
+                continue
+            pi, pj = int(ctx.pitch[i]), int(ctx.pitch[j])
+            over_bass = (i == bass and pi <= pj) or (j == bass and pj <= pi)
+            if (bass_tab if over_bass else upper_tab)[abs(pi - pj) % 12]:
+                out.append((i, j) if i < j else (j, i))
+    return sorted(out)
+
+
+def _tables() -> tuple[list[bool], list[bool]]:
+    if not _TABLES:
+        _TABLES.extend(t.tolist() for t in dissonance_table())
+    return _TABLES[0], _TABLES[1]
+
+
+_TABLES: list[list[bool]] = []
 
 
 def new_dissonant_pairs(ctx: Context, onset_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
