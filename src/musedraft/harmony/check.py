@@ -11,7 +11,7 @@ import os
 import numpy as np
 from symusic import Score
 
-from musedraft.harmony.clash import Fault, vertical_faults
+from musedraft.harmony.clash import vertical_faults
 from musedraft.harmony.config import RULES, HarmonyConfig
 from musedraft.harmony.findings import Finding
 from musedraft.harmony.rules import (
@@ -21,7 +21,7 @@ from musedraft.harmony.rules import (
     range_faults,
     voice_faults,
 )
-from musedraft.harmony.scan import Context, build_context, new_dissonant_pairs, pairs_at
+from musedraft.harmony.scan import Context, Fault, build_context, new_dissonant_pairs, pairs_at
 from musedraft.harmony.theory import interval_name
 from musedraft.score import load_midi
 

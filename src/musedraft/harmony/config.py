@@ -31,7 +31,8 @@ RULES: dict[str, Rule] = {
              "or neighbour tone nor part of an applied or borrowed chord"),
         Rule("parallel-fifths", "error", "two voices move in parallel (or contrary) perfect fifths"),
         Rule("parallel-octaves", "error", "two voices move in parallel (or contrary) octaves or unisons"),
-        Rule("voice-crossing", "warning", "a lower voice sounds above the voice written above it"),
+        Rule("voice-crossing", "info", "a lower voice sounds above the voice written above it (Bach does "
+             "it now and then: a remark, not a fault, and repair leaves it alone unless asked)"),
         Rule("out-of-range", "warning", "a note outside its instrument's playable range"),
     )
 }
@@ -53,13 +54,14 @@ class HarmonyConfig:
     leading_tones: bool = True  # a chromatic note that moves on by a semitone is a leading tone
     applied_resolve: bool = False  # a chromatic chord note must move on by step (not leap away)
     accented_passing_tones: bool = True  # passing/neighbour tones may fall on strong beats (Bach does)
+    contrary_parallels: bool = False  # also fifths/octaves by contrary motion (strict counterpoint)
     doubling_run: int = 3  # this many consecutive octaves between two voices is doubling, not a fault
     dim_any_root: bool = False  # any member of a diminished triad may be its leading tone
     dim_fifth_free: bool = True  # a diminished triad's fifth may rise by step as well as fall
     strict_sevenths: bool = True  # sevenths of non-dominant chords must be prepared or passing
     max_removed: int = 2  # non-chord tones a vertical may carry and still read as a chord
     reading_slack: float = 0.5  # readings this much less plausible than the likeliest may excuse a clash
-    repair_rules: tuple[str, ...] | None = None  # rules repair fixes (None: every enabled rule)
+    repair_rules: tuple[str, ...] | None = None  # rules repair fixes (None: every enabled rule above "info")
     max_move: int = 7  # largest interval (semitones) repair moves a note by, an octave aside
     allow_drop: bool = True  # drop a note when no move fixes it (the last resort)
 
@@ -82,7 +84,11 @@ class HarmonyConfig:
         return self.severity.get(rule_id, RULES[rule_id].severity)
 
     def repairs(self, rule_id: str) -> bool:
-        return self.is_on(rule_id) and (self.repair_rules is None or rule_id in self.repair_rules)
+        if not self.is_on(rule_id):
+            return False
+        if self.repair_rules is None:
+            return self.severity_of(rule_id) != "info"
+        return rule_id in self.repair_rules
 
     def without(self, *rule_ids: str) -> HarmonyConfig:
         """A copy with these rules switched off.

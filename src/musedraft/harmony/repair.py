@@ -24,10 +24,9 @@ from musedraft.harmony.check import (
     target_faults,
     to_findings,
 )
-from musedraft.harmony.clash import Fault
 from musedraft.harmony.config import RULES, HarmonyConfig
 from musedraft.harmony.findings import Edit, RepairResult
-from musedraft.harmony.scan import Context, build_context, pairs_at, tick_score
+from musedraft.harmony.scan import Context, Fault, build_context, pairs_at, tick_score
 
 __all__ = ["repair"]
 

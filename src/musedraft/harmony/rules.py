@@ -11,9 +11,10 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from itertools import combinations
 
-from musedraft.harmony.clash import Fault, motion, readings
+from musedraft.harmony.clash import readings
 from musedraft.harmony.keys import Key
-from musedraft.harmony.scan import Context
+from musedraft.harmony.nct import motion
+from musedraft.harmony.scan import Context, Fault
 from musedraft.harmony.theory import Chordal, chord_reading, parallel_motion, scale_pcs
 
 __all__ = ["out_of_key_faults", "voice_faults", "parallel_faults", "crossing_faults", "range_faults"]

@@ -20,12 +20,27 @@ from musedraft.harmony.meter import Meter
 from musedraft.harmony.theory import dissonance_table
 from musedraft.instruments import Instrument, get_instrument
 
-__all__ = ["Context", "build_context", "tick_score", "new_dissonant_pairs", "pairs_at"]
+__all__ = ["Context", "Fault", "build_context", "tick_score", "new_dissonant_pairs", "pairs_at"]
 
 
 def tick_score(score: Score) -> Score:
     """The score in ticks (symusic scores can also count quarters or seconds)."""
     return score if "tick" in str(score.ttype).lower() else score.to("tick")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A finding before it is dressed in words: indices into the Context, not names."""
+
+    rule: str
+    note: int  # the offending note
+    onset: int  # onset index where the fault sounds
+    other: int | None = None  # the note it clashes with / moves in parallel with
+    detail: tuple = ()  # rule-specific facts the message needs
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return self.rule, self.note, self.onset
 
 
 @dataclass

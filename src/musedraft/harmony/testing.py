@@ -9,13 +9,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import numpy as np
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from musedraft.harmony.config import HarmonyConfig
-from musedraft.harmony.scan import build_context
+from musedraft.harmony.scan import Context, build_context
 from musedraft.harmony.theory import DISSONANT_SEMITONES, midi
 
-__all__ = ["voices", "from_music21", "chorale", "Injected", "inject_errors"]
+__all__ = ["voices", "context_of", "note_at", "onset_at", "from_music21", "chorale", "Injected", "inject_errors"]
 
 TPQ = 480
 _CLASH = DISSONANT_SEMITONES - {5}  # seconds, sevenths, ninths, tritones (a fourth clashes only over the bass)
@@ -47,6 +48,31 @@ def voices(*lines: str, time_signature: tuple[int, int] = (4, 4), names: list[st
             t += quarters
         score.tracks.append(track)
     return score
+
+
+def context_of(score: Score, config: HarmonyConfig | None = None) -> Context:
+    """The checker's scan of a score (for doctests and tests that look inside)."""
+    return build_context(score, config or HarmonyConfig())
+
+
+def note_at(ctx: Context, track: str | int, quarter: float) -> int:
+    """Index of the note a voice (name or index) sounds at `quarter` quarters from the start.
+
+    >>> ctx = context_of(voices("C5 D5 E5", "C3:3"))
+    >>> int(ctx.pitch[note_at(ctx, "soprano", 1)]), int(ctx.pitch[note_at(ctx, "alto", 2.5)])
+    (74, 48)
+    """
+    t = track if isinstance(track, int) else ctx.names.index(track)
+    tick = int(round(quarter * ctx.score.ticks_per_quarter))
+    for i in ctx.voice_notes[t].tolist():
+        if ctx.start[i] <= tick < ctx.end[i]:
+            return i
+    raise ValueError(f"{ctx.names[t]} is silent at quarter {quarter}")
+
+
+def onset_at(ctx: Context, quarter: float) -> int:
+    """Index of the onset (vertical) at `quarter` quarters from the start."""
+    return int(np.searchsorted(ctx.onsets, int(round(quarter * ctx.score.ticks_per_quarter))))
 
 
 def from_music21(m21_score) -> Score:

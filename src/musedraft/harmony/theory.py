@@ -207,22 +207,27 @@ def _chordal(name: str, root: int, seventh: int | None, size: int) -> Chordal | 
 
 
 @lru_cache(maxsize=16384)
-def parallel_motion(upper: tuple[str, str], lower: tuple[str, str]) -> str | None:
-    """'fifths' or 'octaves' when two voices move in parallel (or contrary) perfect intervals.
+def parallel_motion(upper: tuple[str, str], lower: tuple[str, str], contrary: bool = False) -> str | None:
+    """'fifths' or 'octaves' when two voices move in parallel perfect intervals (octave
+    displacement included); with `contrary`, also fifths or octaves reached by contrary motion,
+    which strict counterpoint forbids and Bach allows at cadences.
 
     Each voice is (first, second) spelled pitch with octave; music21's VoiceLeadingQuartet decides.
 
-    >>> parallel_motion(("D5", "E5"), ("G4", "A4")), parallel_motion(("C5", "D5"), ("C4", "D4"))
+    >>> parallel_motion(("D5", "E5"), ("G4", "A4")), parallel_motion(("C5", "D5"), ("C3", "D3"))
     ('fifths', 'octaves')
+    >>> parallel_motion(("C#5", "F#4"), ("F#3", "B3")), parallel_motion(("C#5", "F#4"), ("F#3", "B3"), contrary=True)
+    (None, 'fifths')
     >>> parallel_motion(("G4", "A4"), ("C4", "F4")) is None   # fifth to third
     True
     """
     q = voiceLeading.VoiceLeadingQuartet(*(note.Note(_m21(n)) for n in (*upper, *lower)))
-    if q.parallelFifth():
+    fifth = q.parallelFifth() if contrary else q.parallelMotion("P5", allowOctaveDisplacement=True)
+    if fifth:
         return "fifths"
-    if q.parallelUnisonOrOctave():
-        return "octaves"
-    return None
+    octave = q.parallelUnisonOrOctave() if contrary else (
+        q.parallelUnison() or q.parallelMotion("P8", allowOctaveDisplacement=True))
+    return "octaves" if octave else None
 
 
 @lru_cache(maxsize=1)
