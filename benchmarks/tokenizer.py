@@ -82,10 +82,12 @@ def measure(name: str, folder: Path, rows: list[dict], tok: Tokenizer, plain, re
         "same_dec": lambda: [remi.decode(s) for s in same_remi],
         "default_dec": lambda: [plain.decode(s) for s in default],
     }
-    times = {k: float("inf") for k in jobs}
+    runs: dict[str, list[float]] = {k: [] for k in jobs}
     for _ in range(repeats):  # interleaved, so load from other jobs hits every row alike
         for key, job in jobs.items():
-            times[key] = min(times[key], best_of(job, 1))
+            runs[key].append(best_of(job, 1))
+    times = {k: min(v) for k, v in runs.items()}
+    spread = max(max(v) / min(v) for v in runs.values())
     notes = sum(len(t.notes) for _, s in kept for t in s.tracks)
 
     def row(label, key, tok_key):
@@ -97,7 +99,7 @@ def measure(name: str, folder: Path, rows: list[dict], tok: Tokenizer, plain, re
     rows_out = [row("musedraft Tokenizer (slots + header + check)", "ours", "ours"),
                 row("MidiTok REMI+ alone (our config, slot-mapped scores)", "same", "same"),
                 row("MidiTok REMI, default TokenizerConfig", "default", "default")]
-    info = {"pieces": n, "skipped": skipped, "notes": notes, "read_s": read_s, "files": len(rows)}
+    info = {"pieces": n, "skipped": skipped, "notes": notes, "read_s": read_s, "files": len(rows), "spread": spread}
     return rows_out, info
 
 
@@ -132,7 +134,10 @@ def main() -> None:
                      f"({info['skipped']} of {info['files']} skipped: time signature outside the vocabulary); "
                      f"reading the MIDI files with symusic took {info['read_s']:.2f} s "
                      f"({info['files'] / info['read_s']:,.0f} files/s).")
+    spread = max(info["spread"] for _, info in results)
     lines += [
+        f"- Run-to-run spread (slowest / fastest pass of one row) reached {spread:.2f}x in this run, so "
+        "differences between rows smaller than that are noise, not a ranking.",
         "- Our encode = key-agnostic part of the training pipeline: `Controls.of_score(slot_score(score))` + "
         "`Tokenizer.encode` (time-signature check, slot mapping, header, EOS). Our decode validates the grammar "
         "before MidiTok decodes. Default REMI writes one stream per track, with velocity tokens, so its "

@@ -56,7 +56,7 @@ def test_resume_continues_the_run(tiny_corpus, tmp_path):
                   if k.endswith(".step")}
     assert adam_steps == {20.0}
     # One step after resuming, validation loss is where step 10 left it, far below a fresh model's.
-    assert abs(log[2]["valid_loss"] - log[1]["valid_loss"]) < 0.15
+    assert abs(log[2]["valid_loss"] - log[1]["valid_loss"]) < 0.3  # a fresh model would be ~0.8 higher
     assert log[1]["valid_loss"] < math.log(saved.cfg.vocab_size) - 0.3
     resumed, _ = load_checkpoint(out / "last")
     moved = max((a - b).abs().max().item() for a, b in zip(resumed.parameters(), saved.parameters(), strict=True))
