@@ -20,7 +20,7 @@ from musedraft.harmony.nct import lone_attack, nct_role, seventh_ok, sixfour_ok
 from musedraft.harmony.scan import Context, Fault
 from musedraft.harmony.theory import TERTIAN, Chordal, chord_reading
 
-__all__ = ["Verdict", "readings", "plausibility_cost", "judge", "vertical_faults"]
+__all__ = ["Verdict", "readings", "plausibility_cost", "heard_readings", "judge", "vertical_faults"]
 
 _HARSHNESS = {1: 0, 11: 1, 6: 2, 2: 3, 10: 4, 5: 5}  # which partner a report names: harshest first
 
@@ -161,6 +161,15 @@ def _ranked(pcs: frozenset[int], forced: frozenset[int], max_removed: int, key: 
               for r, q, info in readings(pcs, max_removed, forced)]
     scored.sort(key=lambda c: (c[0], c[1]))
     return tuple((cost, q, info) for cost, _, q, info in scored)
+
+
+def heard_readings(ctx: Context, k: int, slack: float | None = None) -> list[tuple[float, frozenset[int], Chordal]]:
+    """The readings of onset k a listener could hear: the most plausible, and those within
+    `slack` (default `config.reading_slack`) of it."""
+    pcs = frozenset(int(ctx.pitch[i] % 12) for i in ctx.sounding[k])
+    scored = _ranked(pcs, lone_attack(ctx, k), ctx.config.max_removed, ctx.keys[k].pcs, int(ctx.pitch[ctx.bass(k)] % 12))
+    limit = ctx.config.reading_slack if slack is None else slack
+    return [r for r in scored if r[0] <= scored[0][0] + limit] if scored else []
 
 
 def judge(ctx: Context, k: int, pairs: list[tuple[int, int]]) -> Verdict:

@@ -52,6 +52,7 @@ class HarmonyConfig:
     key_window_bars: int = 4  # bars of music each local key is judged from
     home_key_too: bool = True  # a pitch of the piece's own key is never "out of key"
     leading_tones: bool = True  # a chromatic note that moves on by a semitone is a leading tone
+    applied_slack: float = 1.0  # how much less plausible than the likeliest an applied-chord reading may be
     applied_resolve: bool = False  # a chromatic chord note must move on by step (not leap away)
     accented_passing_tones: bool = True  # passing/neighbour tones may fall on strong beats (Bach does)
     contrary_parallels: bool = False  # also fifths/octaves by contrary motion (strict counterpoint)

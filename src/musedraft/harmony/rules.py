@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from itertools import combinations
 
-from musedraft.harmony.clash import readings
+from musedraft.harmony.clash import heard_readings
 from musedraft.harmony.keys import Key
 from musedraft.harmony.nct import motion
 from musedraft.harmony.scan import Context, Fault
@@ -61,8 +61,7 @@ def _explained_chromatic(ctx: Context, x: int) -> bool:
         return False
     pc = int(ctx.pitch[x] % 12)
     for k in range(int(ctx.first[x]), int(ctx.last[x]) + 1):
-        pcs = frozenset(int(ctx.pitch[i] % 12) for i in ctx.sounding[k])
-        for _, q, info in readings(pcs, ctx.config.max_removed):
+        for _, q, info in heard_readings(ctx, k, ctx.config.applied_slack):
             if pc in q and any(_applied(c, ctx.keys[k]) for c in _chords_in(q, info)):
                 return True
     return False
@@ -168,7 +167,8 @@ def _parallels(ctx: Context, times: list[int], na: list[int], nb: list[int]) -> 
         lower = (key.spell(pitch[b1]), key.spell(pitch[b2]))
         if pitch[a1] < pitch[b1]:
             upper, lower = lower, upper
-        rule = {"fifths": "parallel-fifths", "octaves": "parallel-octaves"}.get(parallel_motion(upper, lower) or "")
+        kind = parallel_motion(upper, lower, ctx.config.contrary_parallels)
+        rule = {"fifths": "parallel-fifths", "octaves": "parallel-octaves"}.get(kind or "")
         if rule in want:
             faults.append(Fault(rule, b2, k, a2, (int(pitch[b1]), int(pitch[b2]), int(pitch[a1]), int(pitch[a2]))))
     return faults
