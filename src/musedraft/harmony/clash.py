@@ -133,7 +133,7 @@ _QUALITY_COST = {
     "incomplete dominant-seventh chord": 0.5, "minor seventh chord": 0.5, "half-diminished seventh chord": 0.5,
     "diminished triad": 0.5, "major seventh chord": 0.75, "augmented triad": 1.0,
     "Perfect Fifth": 0.75, "Major Third": 0.75, "Minor Third": 0.75, "Major Sixth": 0.75, "Minor Sixth": 0.75,
-    "Perfect Fourth": 1.0, "note": 1.25,
+    "Perfect Fourth": 0.75, "note": 1.25,  # a fourth is a fifth upside down: pitch classes have no order
 }
 
 
@@ -148,8 +148,8 @@ def plausibility_cost(r: int, q: frozenset[int], info: Chordal, key: frozenset[i
     0.5
     """
     cost = r + _QUALITY_COST.get(info.name, 1.0) + 0.5 * sum(p not in key for p in q)
-    if info.size >= 3 and bass_pc != info.root:
-        cost += 0.5 if bass_pc == (info.root + 7) % 12 else 0.25  # 6/4 over the fifth, else an inversion
+    if info.size >= 2 and bass_pc != info.root:
+        cost += 0.5 if info.size >= 3 and bass_pc == (info.root + 7) % 12 else 0.25  # 6/4, else an inversion
     return cost
 
 
@@ -187,7 +187,7 @@ def judge(ctx: Context, k: int, pairs: list[tuple[int, int]]) -> Verdict:
         if not bad:
             return Verdict(q, info, (), {})
         culprits = {v.blame(x, y, q, info) for x, y in bad}
-        rank = (len(culprits), len(bad), cost, sum(ctx.start[c] != v.t for c in culprits),
+        rank = (len(culprits), cost, len(bad), sum(ctx.start[c] != v.t for c in culprits),
                 sum(c == v.top for c in culprits), sorted(q))
         if best is None or rank < best[0]:
             best = (rank, q, info, bad)

@@ -150,7 +150,7 @@ def _move(ctx: Context, f: Fault, current: set) -> int | None:
     top = ctx.top(f.onset)
     best = None
     for x in notes:
-        found = _try(ctx, x, f, ctx.config.max_move)
+        found = _try(ctx, x, f, 36 if f.rule == "out-of-range" else ctx.config.max_move)  # octaves for range
         if found is None:
             continue
         rank = (found[1], abs(found[0] - int(ctx.pitch[x])), x == top)
