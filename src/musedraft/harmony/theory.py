@@ -184,20 +184,40 @@ def chord_reading(pcs: frozenset[int]) -> Chordal | None:
     """
     if not pcs:
         return None
-    c = chord.Chord(sorted(pcs))
-    name = c.commonName
+    ordered = sorted(pcs)
+    if len(ordered) == 1:
+        return Chordal("note", ordered[0], None, 1)
+    if len(ordered) == 2:
+        # A dyad of pitch classes has no order: name the interval from the lower class and take
+        # the root as music21 would for a well-spelled third or fifth (the upper note of a sixth
+        # or a fourth, which are those inverted).
+        low, high = ordered
+        name = interval.Interval(high - low).niceName
+        return _chordal(name, high if high - low in (5, 8, 9) else low, None, 2)
+    # Built from Pitch objects, not ints: music21 respells int chords by brute force (milliseconds).
+    name = chord.Chord([pitch.Pitch(p) for p in ordered]).commonName
     if name.startswith("enharmonic"):
-        # music21 names the set by its pitch classes but finds roots through spelling, and MIDI has
-        # none: try each note as the root, spelled from C, and keep the one music21 agrees with.
         name = name.split(" to ", 1)[1]
-        for root in sorted(pcs):
-            c = chord.Chord(sorted((p - root) % 12 for p in pcs))
-            if c.commonName == name and c.root().pitchClass == 0:
-                seventh = c.seventh if "seventh" in name else None
-                return _chordal(name, root, None if seventh is None else (seventh.pitchClass + root) % 12, len(pcs))
+    if name not in TERTIAN:
         return None
-    seventh = c.seventh if "seventh" in name else None
-    return _chordal(name, int(c.root().pitchClass), None if seventh is None else int(seventh.pitchClass), len(pcs))
+    # music21 names the set by its pitch classes but finds roots through spelling, and MIDI has
+    # none: try each note as the root, spelled from C, and keep the one music21 agrees with.
+    for root in ordered:
+        c = chord.Chord([pitch.Pitch((p - root) % 12) for p in ordered])
+        if c.commonName == name and c.root().pitchClass == 0:
+            seventh = c.seventh if "seventh" in name else None
+            return _chordal(name, root, None if seventh is None else (seventh.pitchClass + root) % 12, len(ordered))
+    # Default spellings cannot stack a diminished chord in thirds (C-Eb-F#): the same search with
+    # the flat-side spellings of the diminished intervals above C.
+    for root in ordered:
+        c = chord.Chord([pitch.Pitch(_DIMINISHED_FROM_C.get((p - root) % 12, (p - root) % 12)) for p in ordered])
+        if c.commonName == name and c.root().pitchClass == 0:
+            seventh = c.seventh if "seventh" in name else None
+            return _chordal(name, root, None if seventh is None else (seventh.pitchClass + root) % 12, len(ordered))
+    return None
+
+
+_DIMINISHED_FROM_C = {3: "E-", 6: "G-", 9: "B--", 10: "B-"}  # minor third, diminished fifth and seventh, minor seventh
 
 
 def _chordal(name: str, root: int, seventh: int | None, size: int) -> Chordal | None:
