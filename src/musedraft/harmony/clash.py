@@ -50,6 +50,9 @@ class _Vertical:
             return self.treated(x, y) and self.treated(y, x)
         if not x_in or not y_in:  # a non-chord tone against a chord tone
             return self.treated(y, x) if x_in else self.treated(x, y)
+        if info.name == "diminished seventh chord":  # its "seventh" is any member: none is singled out
+            key = ctx.keys[self.k].pcs | (ctx.home.pcs if ctx.config.home_key_too else frozenset())
+            return any((info.root + 3 * i + 1) % 12 in key for i in range(4))
         if info.seventh is not None and info.seventh in (self.pc[x], self.pc[y]):
             return seventh_ok(ctx, x if self.pc[x] == info.seventh else y, self.k, info.name)
         if info.name == "diminished triad":
@@ -69,7 +72,8 @@ class _Vertical:
         key = ctx.keys[self.k].pcs | (ctx.home.pcs if ctx.config.home_key_too else frozenset())
         if not any((info.root + 3 * i + 1) % 12 in key for i in leads):
             return False
-        return all(seventh_ok(ctx, i, self.k, info.name) for i in self.notes if self.pc[i] == (info.root + 6) % 12)
+        fifths = [i for i in self.notes if self.pc[i] == (info.root + 6) % 12]
+        return any(seventh_ok(ctx, i, self.k, info.name) for i in fifths)  # one voice resolves a doubled fifth
 
     def blame(self, x: int, y: int, q: frozenset[int], info: Chordal) -> int:
         """Which note of an unexplained pair is the slip."""
@@ -131,7 +135,7 @@ class Verdict:
 _QUALITY_COST = {
     "major triad": 0.0, "minor triad": 0.0, "dominant seventh chord": 0.25, "diminished seventh chord": 0.25,
     "incomplete dominant-seventh chord": 0.5, "minor seventh chord": 0.5, "half-diminished seventh chord": 0.5,
-    "diminished triad": 0.5, "major seventh chord": 0.75, "augmented triad": 1.0,
+    "diminished triad": 0.5, "major seventh chord": 0.75, "augmented triad": 0.75,
     "Perfect Fifth": 0.75, "Major Third": 0.75, "Minor Third": 0.75, "Major Sixth": 0.75, "Minor Sixth": 0.75,
     "Perfect Fourth": 0.75, "note": 1.25,  # a fourth is a fifth upside down: pitch classes have no order
 }

@@ -15,7 +15,7 @@ from musedraft.harmony.theory import TERTIAN, chord_reading
 __all__ = ["motion", "nct_role", "seventh_ok", "sixfour_ok", "lone_attack", "DOMINANT_SEVENTHS"]
 
 DOMINANT_SEVENTHS = {"dominant seventh chord", "incomplete dominant-seventh chord"}
-_CLASHING = frozenset({1, 2, 6, 10, 11})  # interval classes a resolution must not land on
+_CLASHING = frozenset({1, 2, 10, 11})  # a resolution may land on a tritone: the next chord's dominant seventh
 _STRONG_ROLES = {"suspension", "retardation", "appoggiatura", "pedal"}
 _ACCENTED_ROLES = {"passing", "neighbour"}
 
@@ -88,10 +88,10 @@ def nct_role(ctx: Context, x: int, k: int, against: int | None = None) -> str | 
             role = "suspension"
         elif fall == 1:
             role = "retardation"
-        elif (ctx.start[x] < t and ctx.end[x] - ctx.start[x] >= 2 * ctx.beat_ticks
+        elif (((ctx.start[x] < t and ctx.end[x] - ctx.start[x] >= 2 * ctx.beat_ticks) or (a_in == 0 and a_out == 0))
               and (ctx.pitch[x] == min(ctx.pitch[i] for i in ctx.sounding[k])
                    or ctx.pitch[x] == max(ctx.pitch[i] for i in ctx.sounding[k]))):
-            role = "pedal"  # a long note held in the bass (or the top) while the harmony moves
+            role = "pedal"  # the bass (or the top) holding, or repeating, a note while the harmony moves
     if role is None and _step(a_in) and _step(a_out):
         if (a_in > 0) == (a_out > 0):
             role = "passing"
@@ -140,8 +140,8 @@ def seventh_ok(ctx: Context, x: int, k: int, chord_name: str = "dominant seventh
     """Whether a chord seventh (or a diminished triad's fifth) is handled as tonal music handles it:
     prepared — held over or struck again from the chord before, an octave leap included — it is
     free; otherwise it falls by step or holds, and (with `config.strict_sevenths`) the seventh of
-    any chord but the dominant must also pass between two steps. In diminished chords, where every
-    member leans somewhere, a step either way will do.
+    any chord but the dominant must also be stepped into. In diminished chords, where every member
+    leans somewhere, a step either way will do.
 
     >>> from musedraft.harmony.testing import context_of, note_at, onset_at, voices
     >>> ctx = context_of(voices("G4:2 F4 E4", "D4:2 D4 C4", "B3:2 B3 C4", "G2:2 G2 C3"))  # 8-7 over G, to E
@@ -160,17 +160,17 @@ def seventh_ok(ctx: Context, x: int, k: int, chord_name: str = "dominant seventh
     d = res - int(ctx.pitch[x])
     if chord_name == "diminished seventh chord" or (chord_name == "diminished triad" and ctx.config.dim_fifth_free):
         return abs(d) <= 2
-    if chord_name not in DOMINANT_SEVENTHS and ctx.config.strict_sevenths and not (
-            _step(a_in) and (a_in > 0) == (d > 0) and not _chord_change(ctx, k)):
-        return False  # other sevenths are prepared, or pass between two steps
+    if chord_name not in DOMINANT_SEVENTHS and ctx.config.strict_sevenths and not (a_in is None or _step(a_in)):
+        return False  # other sevenths are prepared or stepped into (or enter after a rest)
     return -2 <= d <= 0
 
 
 def sixfour_ok(ctx: Context, upper: int, bass: int, k: int) -> bool:
-    """A fourth over the bass (a 6/4 sound) moves on by step or holds (cadential, pedal 6/4), or
-    the bass itself passes (passing 6/4)."""
-    _, a_out = motion(ctx, upper)
-    return a_out is None or abs(a_out) <= 2 or nct_role(ctx, bass, k) in ("passing", "neighbour", "pedal")
+    """A fourth over the bass (a 6/4 sound) is prepared, or moves on by step or holds (cadential,
+    pedal 6/4), or the bass itself passes (passing 6/4)."""
+    a_in, a_out = motion(ctx, upper)
+    return (a_in == 0 or ctx.start[upper] < ctx.onsets[k] or a_out is None or abs(a_out) <= 2
+            or nct_role(ctx, bass, k) in ("passing", "neighbour", "pedal"))
 
 
 def lone_attack(ctx: Context, k: int) -> frozenset[int]:
