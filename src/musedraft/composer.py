@@ -65,7 +65,13 @@ class Composer:
 
         self.folder = Path(folder)
         self.model, self.meta = load_checkpoint(self.folder)
-        self.tokenizer = Tokenizer(Vocab.load(self.folder))
+        try:
+            self.tokenizer = Tokenizer(Vocab.load(self.folder))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            from musedraft.errors import ModelError  # noqa: PLC0415
+
+            raise ModelError(f"{folder}: vocab.json is missing or unreadable ({exc}); a checkpoint folder needs "
+                             "model.safetensors, config.json, vocab.json and tokenizer.json together.") from None
         if self.tokenizer.vocab.size != self.model.cfg.vocab_size:
             from musedraft.errors import ModelError  # noqa: PLC0415
 
@@ -213,8 +219,10 @@ def _leading_bars(composer, stream: list[int], room: int) -> list[int]:
 
 
 def _fim_block(composer, prefix: list[int], suffix: list[int]) -> list[int]:
-    """FIM_PRE prefix FIM_SUF suffix FIM_MID, with the prefix cut to its last bars if too long."""
+    """FIM_PRE prefix FIM_SUF suffix FIM_MID within half the context: the suffix keeps at most a
+    quarter (cut after a whole note), the prefix its last bars that fit in the rest."""
     v = composer.tokenizer.vocab
+    suffix = composer.generator.head(list(suffix), composer.model.cfg.context // 4)
     room = composer.model.cfg.context // 2 - len(suffix) - 16
     prefix = composer.generator._trim(list(prefix), max(room, 0))
     return [v["FIM_PRE"], *prefix, v["FIM_SUF"], *suffix, v["FIM_MID"]]

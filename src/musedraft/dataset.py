@@ -146,16 +146,21 @@ class WindowSampler:
         header, stream, bars = self.s.header(i), self.s.stream(i), self.s.bar_offsets(i)
         b = int(rng.integers(len(bars)))
         left = room - len(header)
+        seq = None
         if rng.random() < self.fim_rate and len(bars) - b >= 3 and left > 64:
             seq = self._fim(header, stream, bars[b:], left - 4, rng)
-        else:
+        if seq is None:
             seq = np.concatenate([header, stream[bars[b]: bars[b] + max(left, 0)]])
         return seq[:room]
 
-    def _fim(self, header, stream, bars, room, rng) -> np.ndarray:
+    def _fim(self, header, stream, bars, room, rng) -> np.ndarray | None:
+        """A FIM window of whole bars, or None when three bars do not fit (a cut-off middle would teach
+        the model to stop without its EOS)."""
         ends = np.append(bars[1:], len(stream) - 1)  # bar k spans bars[k]:ends[k] (EOS excluded)
         fit = int(np.searchsorted(ends - bars[0], room, side="right"))  # whole bars that fit
-        n = max(3, min(fit, len(bars)))
+        n = min(fit, len(bars))
+        if n < 3:
+            return None
         a = int(rng.integers(1, n - 1))  # middle starts after at least one prefix bar
         m = int(rng.integers(1, min(8, n - 1 - a) + 1))  # 1-8 middle bars, at least one suffix bar
         pre = stream[bars[0]: bars[a]]

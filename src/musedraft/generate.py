@@ -109,6 +109,9 @@ class Generator:
         if s.last == "Bar":
             allowed[:] = False
             allowed[self.tok.vocab[f"TimeSig_{c.time_signature}"]] = True
+        elif s.last == "TimeSig" and p.need_tempo and c.tempo is not None:
+            allowed[:] = False  # a fresh piece starts on the downbeat of bar 1, where its tempo stands
+            allowed[self.position_ids[0]] = True
         if s.last == "Position":
             allowed[self.tempo_ids] = False
             if p.need_tempo and c.tempo is not None:
@@ -171,7 +174,14 @@ class Generator:
         `fixed` (the control header, or the FIM prefix/suffix block) is always kept in view; `music`
         is the stream being extended and slides, a bar at a time, when the context is full.
         """
-        cfg = cfg or SamplingConfig()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one token at a time: a second thread only adds sync cost (7-45x slower measured)
+        try:
+            return self._generate(fixed, music, constraints, cfg or SamplingConfig(), seed, max_tokens)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _generate(self, fixed, music, constraints, cfg, seed, max_tokens) -> list[int]:
         self.model.eval()
         gen = torch.Generator().manual_seed(int(seed))
         progress = _Progress(need_tempo=constraints.tempo is not None)
@@ -215,5 +225,14 @@ class Generator:
         """The longest tail of `music` that starts at a Bar and fits `room` tokens."""
         if len(music) <= room:
             return music
+        if room <= 0:
+            return []
         bars = [i for i, t in enumerate(music) if t == self.bar and len(music) - i <= room]
         return music[bars[0]:] if bars else music[-room:]
+
+    def head(self, music: list[int], room: int) -> list[int]:
+        """The longest head of `music` that ends after a whole note (or bar) and fits `room` tokens."""
+        if len(music) <= room:
+            return music
+        ends = [i + 1 for i in range(min(room, len(music))) if self.grammar.kind[music[i]] in ("Duration", "TimeSig")]
+        return music[: ends[-1]] if ends else []
