@@ -40,6 +40,9 @@ RULES: dict[str, Rule] = {
 # Styles (musedraft.scenes.STYLES) where voices cross freely: renaissance polyphony and instrumental
 # textures. Chorale writing keeps each voice in its register.
 _CROSSING_STYLES = {"renaissance", "madrigal", "medieval", "classical", "romantic", "folk"}
+# Instrumental styles, where a seventh may arrive by leap and a long appoggiatura may be struck with
+# its chord: the chorale's stricter habits are switched off there.
+_INSTRUMENTAL_STYLES = {"classical", "romantic", "folk"}
 
 
 @dataclass
@@ -54,6 +57,7 @@ class HarmonyConfig:
     leading_tones: bool = True  # a chromatic note that moves on by a semitone is a leading tone
     applied_slack: float = 1.0  # how much less plausible than the likeliest an applied-chord reading may be
     applied_resolve: bool = False  # a chromatic chord note must move on by step (not leap away)
+    strict_chord_changes: bool = True  # where a new chord is struck, only short ornaments may clash
     accented_passing_tones: bool = True  # passing/neighbour tones may fall on strong beats (Bach does)
     contrary_parallels: bool = False  # also fifths/octaves by contrary motion (strict counterpoint)
     doubling_run: int = 3  # this many consecutive octaves between two voices is doubling, not a fault
@@ -101,9 +105,13 @@ class HarmonyConfig:
 
     @classmethod
     def for_style(cls, style: str | None) -> HarmonyConfig:
-        """Defaults for a corpus style: voice crossing is a fault only in chorale-like writing.
+        """Defaults for a corpus style (musedraft.scenes.STYLES): crossing is remarked on only in
+        chorale-like writing, and instrumental styles drop the chorale's habits about sevenths and
+        accented dissonances. None or an unknown style gets the chorale defaults.
 
         >>> HarmonyConfig.for_style("chorale").is_on("voice-crossing"), HarmonyConfig.for_style("romantic").is_on("voice-crossing")
         (True, False)
         """
-        return cls(allow_voice_crossing=style in _CROSSING_STYLES)
+        instrumental = style in _INSTRUMENTAL_STYLES
+        return cls(allow_voice_crossing=style in _CROSSING_STYLES, strict_sevenths=not instrumental,
+                   strict_chord_changes=not instrumental)

@@ -108,7 +108,7 @@ def nct_role(ctx: Context, x: int, k: int, against: int | None = None) -> str | 
     if role is not None and strong and role not in _STRONG_ROLES:
         if not (ctx.config.accented_passing_tones and role in _ACCENTED_ROLES):
             return None
-    if role is not None and ctx.start[x] == t and role != "suspension" and _chord_change(ctx, k):
+    if role is not None and ctx.start[x] == t and role != "suspension" and ctx.config.strict_chord_changes and _chord_change(ctx, k):
         # Where (nearly) every voice strikes a new chord, a non-chord tone among them is a passing
         # note (on the downbeat only a quick one) or a short appoggiatura — or a wrong note.
         short = ctx.end[x] - ctx.start[x] <= ctx.beat_ticks // 2
