@@ -177,7 +177,7 @@ def test_fim_windows_have_the_prefix_suffix_middle_layout_and_end_with_eos(tiny_
             for part in (prefix, suffix, middle):
                 assert len(part) and part[0] == tok.bar, "each part is whole bars"
             assert any(_find(s, np.concatenate([prefix, middle, suffix])) for s in streams)
-    assert fim > 60
+    assert fim > 30  # windows whose three bars do not fit fall back to left-to-right
     assert not cut, f"{len(cut)} of {fim} FIM pieces were cut off before their EOS (lengths {cut[:5]}...)"
 
 
