@@ -2,6 +2,9 @@
 
 A scene names a corpus style the model was trained on, a mode, a tempo range, a metre, an
 ensemble and a density, so "sad" means the same thing every time and a request needs one word.
+Ensembles of several lines use the many-part styles (classical quartets, chorales, Renaissance
+polyphony): the corpus's folk and romantic pieces are mostly single melodies or too few to learn
+part-writing from.
 `compose(scene="sad")` fills the request from here; explicit arguments override any field.
 """
 
@@ -44,19 +47,19 @@ class Scene:
 
 _PRESETS = (
     Scene("daily", "Everyday life: school corridors, a walk home, an unhurried morning.",
-          "folk", "major", (100, 120), "4/4", ("flute", "acoustic guitar", "pizzicato strings", "contrabass"), 0.45),
+          "classical", "major", (100, 120), "4/4", ("flute", "acoustic guitar", "pizzicato strings", "contrabass"), 0.45),
     Scene("sad", "Loss, regret, a rainy goodbye.",
-          "romantic", "minor", (56, 72), "3/4", ("piano", "cello", "strings"), 0.25),
+          "chorale", "minor", (56, 72), "3/4", ("piano", "cello", "strings"), 0.25),
     Scene("tense", "Something is wrong: an argument, a chase about to begin.",
           "classical", "minor", (120, 144), "4/4", ("violin", "viola", "cello", "contrabass", "timpani"), 0.6),
     Scene("romantic", "Two people, one quiet evening.",
-          "romantic", "major", (66, 84), "3/4", ("piano", "violin", "cello"), 0.35),
+          "classical", "major", (66, 84), "3/4", ("piano", "violin", "cello"), 0.35),
     Scene("mystery", "Clues, a locked room, footsteps upstairs.",
           "renaissance", "minor", (72, 92), "4/4", ("celesta", "clarinet", "harp", "contrabass"), 0.3),
     Scene("solemn", "A ceremony, a funeral, a vow in a cathedral.",
           "chorale", "minor", (52, 66), "4/4", ("organ", "choir", "contrabass"), 0.2),
     Scene("festive", "A festival, a wedding, the end-of-term party.",
-          "folk", "major", (120, 140), "6/8", ("fiddle", "recorder", "accordion", "acoustic guitar", "contrabass"), 0.6),
+          "classical", "major", (120, 140), "6/8", ("fiddle", "recorder", "accordion", "acoustic guitar", "contrabass"), 0.6),
     Scene("battle", "Steel and fire: the confrontation.",
           "classical", "minor", (140, 168), "4/4", ("brass section", "strings", "french horn", "timpani", "contrabass"), 0.75),
     Scene("nostalgic", "Memories, an old photograph, a childhood street.",
@@ -64,7 +67,7 @@ _PRESETS = (
     Scene("ancient", "Legends, ruins, a wandering bard.",
           "medieval", "minor", (76, 96), "3/4", ("recorder", "harp", "bass voice"), 0.35),
     Scene("peaceful", "A meadow, a lake at dawn, rest after the storm.",
-          "madrigal", "major", (60, 76), "4/4", ("flute", "oboe", "harp", "cello"), 0.25),
+          "renaissance", "major", (60, 76), "4/4", ("flute", "oboe", "harp", "cello"), 0.25),
 )
 
 SCENES: dict[str, Scene] = {scene.name: scene for scene in _PRESETS}
