@@ -6,36 +6,33 @@ speed against a plain music21 approach — one run, the figures docs/harmony.md 
     .venv/bin/python benchmarks/harmony.py --midi-dir drafts/   # also: edits per note on these MIDI files
 
 Chorales are parsed from music21's corpus once and cached as MIDI (with pickups padded so bar
-lines fall where Bach put them) under $MUSEDRAFT_CACHE/harmony-bench.
+lines fall where Bach put them) under $MUSEDRAFT_CACHE/harmony-bench. Prints JSON, and writes the
+tables to docs/benchmarks_harmony.md (or --out) for benchmarks/run_all.py to merge.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import statistics
+import subprocess
 import sys
+import time
+import warnings
+from collections import Counter
 from pathlib import Path
 
-# Run as a script, this folder heads sys.path, and a sibling named like a standard module
-# (benchmarks/tokenize.py) would shadow it for numpy and inspect: keep the folder off the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from common import ROOT, command, machine, publish, table
+from music21 import analysis, corpus, note, voiceLeading
+from platformdirs import user_cache_dir
+from symusic import Note, Score, Tempo, TimeSignature, Track
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections import Counter  # noqa: E402
-
-from music21 import analysis, corpus, note, voiceLeading  # noqa: E402
-from platformdirs import user_cache_dir  # noqa: E402
-from symusic import Note, Score, Tempo, TimeSignature, Track  # noqa: E402
-
-from musedraft.harmony import HarmonyConfig, check, repair  # noqa: E402
-from musedraft.harmony.testing import from_music21, inject_errors  # noqa: E402
-from musedraft.harmony.theory import DISSONANT_SEMITONES  # noqa: E402
-from musedraft.notation import to_music21  # noqa: E402
-from musedraft.score import load_midi  # noqa: E402
+from musedraft.harmony import HarmonyConfig, check, repair
+from musedraft.harmony.testing import from_music21, inject_errors
+from musedraft.harmony.theory import DISSONANT_SEMITONES
+from musedraft.notation import to_music21
+from musedraft.score import load_midi
 
 STRONG_RULES = ("clash", "out-of-key")
 
@@ -274,6 +271,39 @@ def model_output(midi_dir: Path, config: HarmonyConfig) -> dict:
             "edited_notes_pct": round(100 * edits / max(1, notes), 2), "per_file": per_file[:20]}
 
 
+def markdown(report: dict) -> str:
+    """The figures as the section docs/benchmarks.md merges."""
+    out = ["## Harmony check and repair", "", f"`{command()}` — {machine()}.", ""]
+    if "false_alarms" in report:
+        fa = report["false_alarms"]
+        rows = [[rule, n] for rule, n in fa["findings_per_100_bars"].items()]
+        out += [f"False alarms on {fa['pieces']} four-part Bach chorales ({fa['bars']} bars), findings per 100 bars; "
+                f"clash + out-of-key **{fa['clash_or_out_of_key_per_100_bars']}** (target < 2); repair would edit "
+                f"{fa['repair_edits_per_note_pct']}% of their notes.", "", table(["rule", "per 100 bars"], rows), ""]
+    if "recall" in report:
+        r = report["recall"]
+        out += [f"{r['injected']} injected slips (5% of the notes moved 1-2 semitones into a clash):", "",
+                table(["flagged", "as the offending note", "consonant after repair", "back at the original pitch",
+                       "dropped"],
+                      [[f"{r['flagged_pct']}%", f"{r['flagged_as_the_offending_note_pct']}%",
+                        f"{r['repair_consonant_again_pct']}%", f"{r['repair_back_at_original_pct']}%",
+                        r["repair_dropped"]]]), ""]
+    if "speed" in report:
+        sp = report["speed"]
+        out += [f"Speed on {sp['piece']}, median of 5 (seconds):", "",
+                table(["", "seconds"], [
+                    ["check + repair", sp["ours_check_plus_repair_s"]],
+                    ["first call on this piece", sp["ours_first_call_on_this_piece_s"]],
+                    ["fresh process, imports included", sp["ours_cold_new_process_with_imports_s"]],
+                    ["plain music21 (to_music21, chordify, per-chord tests, VoiceLeadingQuartet)",
+                     sp["plain_music21"]["total_s"]],
+                    ["speed-up", f"{sp['speedup_vs_plain_total']}x"]]), ""]
+    if "model_output" in report:
+        mo = report["model_output"]
+        out += [f"Repair on {mo['files']} MIDI files ({mo['notes']} notes): {mo['edited_notes_pct']}% of notes edited.", ""]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="use only the first N chorales")
@@ -283,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--style", default=None, help="corpus style for --midi-dir (HarmonyConfig.for_style)")
     ap.add_argument("--skip", nargs="*", default=(), choices=("false", "recall", "speed"))
     ap.add_argument("--json", type=Path, help="write the figures here too")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks_harmony.md", help="markdown section")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     report: dict = {}
@@ -305,6 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
     report["cpu_count"] = os.cpu_count()
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
+    publish("harmony", markdown(report), str(args.out))
     return report
 
 
