@@ -63,11 +63,14 @@ def test_stream_to_score_gives_one_named_track_per_part():
     assert [t.name for t in score.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
     assert [p["name"] for p in parts] == ["Soprano", "Alto", "Tenor", "Bass"]
     assert len({t.program for t in score.tracks}) == 1  # four voices on one program: why slots exist
+    assert m21.parts[0].getElementsByClass("Measure").first().paddingLeft == 3.0  # a one-beat upbeat
     for part, track in zip(m21.parts, score.tracks, strict=True):
         written = [n for n in part.stripTies().flatten().notes if n.duration.quarterLength > 0]
         assert len(track.notes) == len(written)
         assert [n.pitch for n in track.notes] == [n.pitch.midi for n in written]
-        assert track.notes[-1].end == pytest.approx(float(part.highestTime) * 480, abs=1)
+        pickup = float(part.getElementsByClass("Measure").first().paddingLeft)  # bwv66.6 starts on beat 4
+        assert track.notes[0].time == pytest.approx(pickup * 480, abs=1)
+        assert track.notes[-1].end == pytest.approx((float(part.highestTime) + pickup) * 480, abs=1)
     ts = score.time_signatures[0]
     assert (ts.numerator, ts.denominator) == (4, 4)
     medians = [p["median_pitch"] for p in parts]

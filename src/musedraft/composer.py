@@ -293,10 +293,11 @@ def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, tim
 
     report = None
     if do_repair:
+        from musedraft.harmony import HarmonyConfig  # noqa: PLC0415
         from musedraft.harmony import repair as harmony_repair  # noqa: PLC0415
 
         t = time.perf_counter()
-        result = harmony_repair(score)
+        result = harmony_repair(score, HarmonyConfig.for_style(req.style))
         score = result.score
         report = {"edits": [e.to_dict() for e in result.edits],
                   "findings_before": [f.to_dict() for f in result.findings_before],

@@ -130,6 +130,10 @@ def stream_to_score(m21_score, style: str = "romantic", max_tracks: int = 8):
 
     score = symusic.Score(TPQ)
     parts_meta = []
+    # A pickup bar is a short first measure; music21 offsets start at its first note, so without this
+    # shift every bar line (and every strong beat) of a piece with an upbeat would sit early.
+    first = m21_score.parts[0].getElementsByClass("Measure").first() if len(m21_score.parts) else None
+    pickup = float(first.paddingLeft) if first is not None else 0.0
     for part in list(m21_score.parts)[:max_tracks]:
         flat = part.stripTies(inPlace=False).flatten()
         inst = part.getInstrument(returnDefault=False)
@@ -141,7 +145,7 @@ def stream_to_score(m21_score, style: str = "romantic", max_tracks: int = 8):
             dur = int(round(float(n.duration.quarterLength) * TPQ))
             if dur <= 0:  # grace notes have no written duration
                 continue
-            start = int(round(float(n.offset) * TPQ))
+            start = int(round((float(n.offset) + pickup) * TPQ))
             for p in n.pitches:
                 if 0 <= p.midi <= 127:
                     track.notes.append(symusic.Note(start, dur, int(p.midi), 80))
@@ -152,7 +156,8 @@ def stream_to_score(m21_score, style: str = "romantic", max_tracks: int = 8):
                                "median_pitch": float(statistics.median(pitches))})
     flat_all = m21_score.parts[0].flatten() if len(m21_score.parts) else m21_score.flatten()
     for ts in flat_all.getElementsByClass(meter.TimeSignature):
-        score.time_signatures.append(symusic.TimeSignature(int(round(float(ts.offset) * TPQ)), ts.numerator, ts.denominator))
+        at = 0 if ts.offset == 0 else int(round((float(ts.offset) + pickup) * TPQ))
+        score.time_signatures.append(symusic.TimeSignature(at, ts.numerator, ts.denominator))
     marks = list(m21_score.flatten().getElementsByClass(tempo.MetronomeMark))
     if marks and marks[0].getQuarterBPM():
         score.tempos.append(symusic.Tempo(0, float(marks[0].getQuarterBPM())))

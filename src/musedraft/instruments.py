@@ -50,7 +50,7 @@ _TABLE = [
     ("electric bass", 33, 28, 60),
     ("violin", 40, 55, 100),
     ("viola", 41, 48, 88),
-    ("cello", 42, 36, 76),
+    ("cello", 42, 36, 81),  # A5: Beethoven's quartets go there
     ("contrabass", 43, 28, 60),
     ("harp", 46, 24, 103),
     ("timpani", 47, 40, 57),
