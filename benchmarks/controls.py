@@ -27,14 +27,14 @@ STYLES = ["chorale", "classical", "renaissance", "romantic"]
 
 
 def music21_key(score) -> str:
-    from musedraft.notation import to_music21
+    from musedraft.notation import to_music21  # noqa: PLC0415  (music21 only for this check)
 
     k = to_music21(score).analyze("key")
     return f"{k.tonic.name.replace('-', 'b')} {k.mode}"
 
 
 def same_key(a: str, b: str) -> bool:
-    from musedraft.tokenizer import parse_key
+    from musedraft.tokenizer import parse_key  # noqa: PLC0415
 
     return parse_key(a) == parse_key(b)
 
@@ -59,11 +59,11 @@ def main() -> None:
         seconds += time.perf_counter() - t
         s = d.score
         ok["bars"] += bar_count(s) == args.bars
-        ok["time signature"] += "%d/%d" % time_signature(s) == ts
+        ok["time signature"] += "{}/{}".format(*time_signature(s)) == ts
         ok["tempo"] += abs(tempo_bpm(s) - tempo) < 0.01
         ok["instruments"] += [t.program for t in s.tracks] == [get_instrument(n).program for n in inst]
         ok["ranges"] += all(get_instrument(n).low <= note.pitch <= get_instrument(n).high
-                            for n, t in zip(inst, s.tracks) for note in t.notes)
+                            for n, t in zip(inst, s.tracks, strict=True) for note in t.notes)
         found = music21_key(s)
         hit = same_key(found, key)
         ok["key (music21)"] += hit

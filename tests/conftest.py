@@ -30,8 +30,8 @@ def make_score(*tracks: list[tuple[int, float, float]], tpq: int = 480, time_sig
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """24 real Bach chorales converted and tokenized (cache folder with corpus/ and tokens/)."""
-    from musedraft.corpus import CorpusConfig, build_corpus
-    from musedraft.dataset import ShardConfig, build_shards
+    from musedraft.corpus import CorpusConfig, build_corpus  # noqa: PLC0415  (heavy: only when the fixture is used)
+    from musedraft.dataset import ShardConfig, build_shards  # noqa: PLC0415  (heavy: only when the fixture is used)
 
     cache = tmp_path_factory.mktemp("cache")
     build_corpus(CorpusConfig(cache=cache / "corpus", collections=("bach",), limit=44, workers=1), progress=False)
@@ -42,8 +42,8 @@ def tiny_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_corpus) -> Path:
     """A 2-layer model trained for a few hundred windows: small, but really trained."""
-    from musedraft.model import ModelConfig
-    from musedraft.train import TrainConfig, train
+    from musedraft.model import ModelConfig  # noqa: PLC0415  (heavy: only when the fixture is used)
+    from musedraft.train import TrainConfig, train  # noqa: PLC0415  (heavy: only when the fixture is used)
 
     out = tiny_corpus / "run"
     train(TrainConfig(shards=tiny_corpus / "tokens", out=out, steps=60, batch_size=8, eval_every=30, eval_batches=2,
@@ -53,6 +53,6 @@ def tiny_checkpoint(tiny_corpus) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_composer(tiny_checkpoint):
-    from musedraft.composer import Composer
+    from musedraft.composer import Composer  # noqa: PLC0415  (heavy: only when the fixture is used)
 
     return Composer(tiny_checkpoint)

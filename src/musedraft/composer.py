@@ -259,7 +259,7 @@ def _clip_overlaps(track: Track, end: int) -> None:
     last bar (a loop must be exactly its bars long)."""
     track.notes.sort()
     notes = list(track.notes)
-    for a, b in zip(notes, notes[1:]):
+    for a, b in zip(notes, notes[1:], strict=False):
         if a.time < b.time < a.time + a.duration:  # a later onset cuts a ringing note; a chord stays
             a.duration = b.time - a.time
     for n in notes:
@@ -350,7 +350,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     header = tok.header_ids(Controls.of_score(normal, style, mode))
     stream = tok.stream_ids(normal)
     ranges = []
-    for t, program in zip(normal.tracks, programs):
+    for t, program in zip(normal.tracks, programs, strict=True):
         inst = get_instrument(program)
         pitches = [n.pitch for n in t.notes]
         ranges.append((min(inst.low + shift, min(pitches)), max(inst.high + shift, max(pitches))))
