@@ -27,7 +27,7 @@ def test_shipped_model_composes_four_instruments_honouring_every_control():
                               bars=6, seed=11)
     score = draft.score
     assert bar_count(score) == 6
-    assert time_signature(score) == (3, 4) and abs(tempo_bpm(score) - 92) < 1e-6
+    assert time_signature(score) == (3, 4) and abs(tempo_bpm(score) - 92) < 1e-3  # MIDI stores µs per quarter
     assert [t.program for t in score.tracks] == [get_instrument(n).program for n in instruments]
     for name, track in zip(instruments, score.tracks, strict=True):
         inst = get_instrument(name)

@@ -15,7 +15,7 @@ from pathlib import Path
 from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
 from musedraft.errors import RequestError
-from musedraft.instruments import Instrument, get_instrument
+from musedraft.instruments import Instrument, get_instrument, instrument_of_track
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
 __all__ = ["Composer", "Request", "load_model", "compose", "continue_midi", "regenerate", "estimate_key", "DEFAULT_MODEL"]
@@ -200,8 +200,9 @@ def _ts_score(ts: str) -> Score:
 def _generate(composer, fixed, music, bars, ranges, mode, req: Request, cfg, cadence, tempo="request", seed_offset=0):
     from musedraft.generate import Constraints  # noqa: PLC0415
 
+    fresh = tempo == "request" and not music  # a new piece, not a continuation or a middle
     c = Constraints(bars=bars, time_signature=req.time_signature, pitch_ranges=ranges, mode=mode,
-                    tempo=req.tempo if tempo == "request" else tempo, cadence=cadence)
+                    tempo=req.tempo if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh)
     new = composer.generator.generate(fixed, music, c, cfg, seed=req.seed * 7919 + seed_offset)
     return [t for t in new if t != composer.tokenizer.eos]
 
@@ -350,8 +351,8 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     header = tok.header_ids(Controls.of_score(normal, style, mode))
     stream = tok.stream_ids(normal)
     ranges = []
-    for t, program in zip(normal.tracks, programs, strict=True):
-        inst = get_instrument(program)
+    for t, name, program in zip(normal.tracks, names, programs, strict=True):
+        inst = instrument_of_track(name, program)
         pitches = [n.pitch for n in t.notes]
         ranges.append((min(inst.low + shift, min(pitches)), max(inst.high + shift, max(pitches))))
     num, den = time_signature(score)

@@ -35,6 +35,7 @@ class SamplingConfig:
     top_k: int = 0  # 0 = off
     top_p: float = 0.95  # nucleus mass kept; 1 = off
     key_penalty: float = 5.0  # logit subtracted from pitches outside the scale; 0 = free chromaticism
+    tonic_bias: float = 0.5  # logit added to the tonic triad's pitch classes: keeps the key audible
     offbeat_penalty: float = 0.0  # logit subtracted from onsets between beats (sparser rhythm)
     use_cache: bool = True  # the uncached loop is the reference the tests compare against
 
@@ -49,6 +50,7 @@ class Constraints:
     mode: str = "major"
     tempo: float | None = None  # forced at the first position of the first new bar
     cadence: bool = True  # close on V(7) → I in the last two bars
+    tonic_start: bool = False  # the first downbeat sounds the tonic triad (a fresh piece states its key)
     one_note_per_slot: bool = True  # each instrument plays one line (no chords within a track)
 
     @property
@@ -139,6 +141,8 @@ class Generator:
             chord = None
             if c.cadence and final:
                 chord = TONIC_TRIAD[c.mode] if s.slot != c.bass_slot else {TONIC[c.mode]}
+            elif c.tonic_start and s.bars == 1 and s.position == 0:
+                chord = TONIC_TRIAD[c.mode] if s.slot != c.bass_slot else {TONIC[c.mode]}
             elif c.cadence and penultimate and 2 * s.position >= s.bar_positions:
                 chord = DOMINANT_SEVENTH[c.mode] if s.slot != c.bass_slot else {DOMINANT[c.mode]}
             if chord is not None:
@@ -147,6 +151,10 @@ class Generator:
                     allowed[self.pitch_ids] &= in_chord
             if cfg.key_penalty:
                 offsets[self.pitch_ids] -= np.where(np.isin(pcs, list(SCALES[c.mode])), 0.0, cfg.key_penalty)
+            if cfg.tonic_bias:
+                offsets[self.pitch_ids] += np.where(np.isin(pcs, list(TONIC_TRIAD[c.mode])), cfg.tonic_bias, 0.0)
+                if c.mode == "minor":  # prefer the leading tone to the subtonic: what tells A minor from C major
+                    offsets[self.pitch_ids] -= np.where(pcs == 7, cfg.tonic_bias, 0.0)
         if s.last == "Pitch" and c.cadence and final:
             bar_beats = s.bar_positions / self.res
             allowed[self.duration_ids] &= self.duration_beats >= bar_beats / 2

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from musedraft.errors import RequestError
 
-__all__ = ["Instrument", "INSTRUMENTS", "REGISTERS", "get_instrument", "register_of", "instrument_names"]
+__all__ = ["Instrument", "INSTRUMENTS", "REGISTERS", "get_instrument", "instrument_of_track", "register_of",
+           "instrument_names"]
 
 
 @dataclass(frozen=True)
@@ -163,3 +164,24 @@ def get_instrument(name_or_program: str | int) -> Instrument:
         f"Unknown instrument {name_or_program!r}. Use a GM program number (0-127) or one of: "
         + ", ".join(instrument_names())
     )
+
+
+def instrument_of_track(name: str | None, program: int) -> Instrument:
+    """The instrument a track is for: by its name when we know it ("Bass Voice", "Violin 2"), else by
+    its GM program. Several instruments share a program (the voices share the choir programs), so
+    the program alone can give a bass the alto's range.
+
+    >>> instrument_of_track("Bass Voice", 53).name, instrument_of_track("Violin 2", 40).name
+    ('bass voice', 'violin')
+    >>> instrument_of_track("Lead", 41).name
+    'viola'
+    """
+    base = (name or "").strip().lower().rstrip("0123456789 ").strip()
+    if base:
+        try:
+            inst = get_instrument(base)
+            if inst.program == program:
+                return inst
+        except RequestError:
+            pass
+    return get_instrument(int(program))

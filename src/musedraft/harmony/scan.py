@@ -18,7 +18,7 @@ from musedraft.harmony.config import HarmonyConfig
 from musedraft.harmony.keys import Key, local_keys, pc_histograms
 from musedraft.harmony.meter import Meter
 from musedraft.harmony.theory import dissonance_table
-from musedraft.instruments import Instrument, get_instrument
+from musedraft.instruments import Instrument, instrument_of_track
 
 __all__ = ["Context", "Fault", "build_context", "tick_score", "new_dissonant_pairs", "pairs_at"]
 
@@ -195,7 +195,7 @@ def build_context(score: Score, config: HarmonyConfig, *, bar_keys: tuple[list[K
         bar_keys = (local_keys(hist, config.key_window_bars), local_keys(hist.sum(axis=0, keepdims=True), 1)[0])
     bar_keys, home = bar_keys
     keys = [bar_keys[min(b - 1, len(bar_keys) - 1)] for b in bar.tolist()]
-    instruments = [None if tr.is_drum else get_instrument(int(tr.program)) for tr in score.tracks]
+    instruments = [None if tr.is_drum else instrument_of_track(tr.name, int(tr.program)) for tr in score.tracks]
     names = [(tr.name or "").strip() or f"track {i + 1}" for i, tr in enumerate(score.tracks)]
     return Context(score, config, meter, start, end, track, cols["pos"], pitch, alive, prev, nxt, onsets, sounding,
                    meter.strength(onsets), bar, beat, keys, first, last, names, instruments, is_line, beat_ticks, bar_keys, home,
