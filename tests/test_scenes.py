@@ -8,7 +8,7 @@ from symusic import Score, Track
 from musedraft.errors import RequestError
 from musedraft.export import assign_channels
 from musedraft.instruments import get_instrument
-from musedraft.scenes import SCENES, STYLES, Scene, get_scene, scenes
+from musedraft.presets import SCENES, STYLES, Scene, get_scene, scenes
 
 REQUIRED = ("daily", "sad", "tense", "romantic", "mystery", "solemn", "festive", "battle")
 
@@ -56,3 +56,18 @@ def test_lookup_is_forgiving_and_unknown_names_list_the_choices():
 def test_a_scene_with_an_untrained_style_is_rejected():
     with pytest.raises(ValueError, match="style"):
         Scene("x", "x", "jazz", "major", (90, 100), "4/4", ("piano", "violin"), 0.5)
+
+
+def test_every_public_name_stays_the_function_after_all_modules_are_imported():
+    """A submodule named like a public function (musedraft.compose, musedraft.scenes) would replace the
+    function on the package once imported; no public name may collide with a module."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, pkgutil, types, musedraft\n"
+            "for m in pkgutil.walk_packages(musedraft.__path__, 'musedraft.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "bad = [n for n in musedraft.__all__ if isinstance(getattr(musedraft, n), types.ModuleType) and n != 'errors']\n"
+            "assert not bad, bad\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1]

@@ -25,7 +25,7 @@ _API = {
     "render": "musedraft.audio",
     "render_file": "musedraft.audio",
     "Draft": "musedraft.draft",
-    "scenes": "musedraft.scenes",
+    "scenes": "musedraft.presets",
     "load_midi": "musedraft.score",
 }
 

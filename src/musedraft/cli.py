@@ -214,7 +214,7 @@ def _cmd_render(args) -> None:
 
 
 def _cmd_scenes(args) -> None:
-    from musedraft.scenes import scenes  # noqa: PLC0415
+    from musedraft.presets import scenes  # noqa: PLC0415
 
     for s in scenes():
         print(f"{s.name:10s} {s.style:11s} {s.mode:5s} {s.tempo[0]}-{s.tempo[1]} BPM {s.time_signature:4s} "

@@ -103,7 +103,7 @@ def load_model(path: str | Path | None = None) -> Composer:
 def _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, loop) -> Request:
     preset = None
     if scene is not None:
-        from musedraft.scenes import get_scene  # noqa: PLC0415
+        from musedraft.presets import get_scene  # noqa: PLC0415
 
         preset = get_scene(scene)
     style = style or (preset.style if preset else "classical")

@@ -99,7 +99,7 @@ def _unknown(table: dict, allowed: set[str], where: str) -> None:
 
 
 def _scene_spec(t: dict[str, Any], where: str) -> SceneSpec:
-    from musedraft.scenes import get_scene  # noqa: PLC0415
+    from musedraft.presets import get_scene  # noqa: PLC0415
     from musedraft.tokenizer import parse_key  # noqa: PLC0415
 
     _unknown(t, _SCENE_KEYS, where)
@@ -218,7 +218,7 @@ def _check_outputs(config: PackConfig, out: Path, force: bool) -> None:
 
 
 def _description(mood: str) -> str:
-    from musedraft.scenes import get_scene  # noqa: PLC0415
+    from musedraft.presets import get_scene  # noqa: PLC0415
 
     return get_scene(mood).description
 

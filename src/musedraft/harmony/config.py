@@ -37,7 +37,7 @@ RULES: dict[str, Rule] = {
     )
 }
 
-# Styles (musedraft.scenes.STYLES) where voices cross freely: renaissance polyphony and instrumental
+# Styles (musedraft.presets.STYLES) where voices cross freely: renaissance polyphony and instrumental
 # textures. Chorale writing keeps each voice in its register.
 _CROSSING_STYLES = {"renaissance", "madrigal", "medieval", "classical", "romantic", "folk"}
 # Instrumental styles, where a seventh may arrive by leap and a long appoggiatura may be struck with
@@ -105,7 +105,7 @@ class HarmonyConfig:
 
     @classmethod
     def for_style(cls, style: str | None) -> HarmonyConfig:
-        """Defaults for a corpus style (musedraft.scenes.STYLES): crossing is remarked on only in
+        """Defaults for a corpus style (musedraft.presets.STYLES): crossing is remarked on only in
         chorale-like writing, and instrumental styles drop the chorale's habits about sevenths and
         accented dissonances. None or an unknown style gets the chorale defaults.
 
