@@ -33,6 +33,10 @@ _STYLE_DEFAULTS = {  # instruments, tempo
     "folk": (["fiddle"], 112),
 }
 _CLOSING_BARS = 2  # bars a loop's ending writes with the opening as right-hand context
+# The tempo token the model is conditioned on. 92% of corpus pieces carry no metronome mark, so
+# MidiTok wrote Tempo_120 for them and the model barely knows other tempo tokens (a slow one made it
+# write near-empty bars). The requested tempo is written exactly into the MIDI instead.
+MODEL_TEMPO = 120.0
 
 
 @dataclass
@@ -178,7 +182,7 @@ def compose(style: str | None = None, *, scene: str | None = None, key: str | No
         stream = _generate(composer, header, [], req.bars, ranges, mode, req, cfg, cadence=True)
     timings["generate"] = time.perf_counter() - t1
     score = _to_score(composer, header + stream, -shift, order, _track_names(insts), [i.program for i in insts], req)
-    return _finish(score, req, composer, repair, timings, t0)
+    return _finish(score, req, composer, repair, timings, t0, cadence=not loop)
 
 
 def _sampling(temperature: float, top_p: float, density: float):
@@ -202,7 +206,7 @@ def _generate(composer, fixed, music, bars, ranges, mode, req: Request, cfg, cad
 
     fresh = tempo == "request" and not music  # a new piece, not a continuation or a middle
     c = Constraints(bars=bars, time_signature=req.time_signature, pitch_ranges=ranges, mode=mode,
-                    tempo=req.tempo if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh)
+                    tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh)
     new = composer.generator.generate(fixed, music, c, cfg, seed=req.seed * 7919 + seed_offset)
     return [t for t in new if t != composer.tokenizer.eos]
 
@@ -289,25 +293,49 @@ def _track_names(insts: list[Instrument]) -> list[str]:
     return names
 
 
-def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, timings: dict, t0: float):
+def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, timings: dict, t0: float,
+            cadence: bool = False):
     from musedraft.draft import Draft  # noqa: PLC0415
 
     report = None
     if do_repair:
-        from musedraft.harmony import HarmonyConfig  # noqa: PLC0415
+        from musedraft.harmony import HarmonyConfig, check  # noqa: PLC0415
         from musedraft.harmony import repair as harmony_repair  # noqa: PLC0415
 
         t = time.perf_counter()
-        result = harmony_repair(score, HarmonyConfig.for_style(req.style))
-        score = result.score
-        report = {"edits": [e.to_dict() for e in result.edits],
+        config = HarmonyConfig.for_style(req.style)
+        result = harmony_repair(score, config)
+        edits, repaired = result.edits, result.score
+        if cadence:  # the closing chord was written to the key's tonic on purpose: repair keeps it
+            last_bar = (req.bars - 1) * _bar_ticks(req)
+            repaired = _with_last_bar(repaired, score, last_bar)
+            edits = [e for e in edits if e.time < last_bar]
+        score = repaired
+        report = {"edits": [e.to_dict() for e in edits],
                   "findings_before": [f.to_dict() for f in result.findings_before],
-                  "findings_after": [f.to_dict() for f in result.findings_after],
+                  "findings_after": [f.to_dict() for f in (check(score, config) if cadence else result.findings_after)],
                   "notes": sum(len(t.notes) for t in score.tracks)}
         timings["repair"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return Draft(score=score, request=req.to_dict(), seed=req.seed, model_id=composer.model_id, key=req.key,
                  loop=req.loop, repair=report, timings={k: round(v, 4) for k, v in timings.items()})
+
+
+def _bar_ticks(req: Request) -> int:
+    num, den = (int(x) for x in req.time_signature.split("/"))
+    return TPQ * 4 * num // den
+
+
+def _with_last_bar(repaired: Score, original: Score, start: int) -> Score:
+    """`repaired` with every note from tick `start` on taken back from `original`."""
+    out = repaired.copy()
+    for track, source in zip(out.tracks, original.tracks, strict=True):
+        track.notes.filter(lambda n: n.time < start, inplace=True)
+        for note in source.notes:
+            if note.time >= start:
+                track.notes.append(note.copy())
+        track.notes.sort()
+    return out
 
 
 def estimate_key(score: Score) -> str:
@@ -383,7 +411,7 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     req.bars = primer_bars + bars
     score = _to_score(composer, header + stream + new, -shift, list(range(len(names))), names, programs, req)
-    return _finish(score, req, composer, repair, timings, t0)
+    return _finish(score, req, composer, repair, timings, t0, cadence=True)
 
 
 def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed: int = 0, repair: bool = True,
@@ -414,4 +442,4 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     req.bars = total
     score = _to_score(composer, header + prefix + middle + suffix, -shift, list(range(len(names))), names,
                       programs, req)
-    return _finish(score, req, composer, repair, timings, t0)
+    return _finish(score, req, composer, repair, timings, t0, cadence=not suffix)
