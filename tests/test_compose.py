@@ -16,12 +16,13 @@ import torch
 from symusic import KeySignature, Score
 from tests.conftest import make_score
 
-from musedraft.composer import compose, continue_midi, regenerate
+from musedraft.composer import compose, compose_candidates, continue_midi, regenerate
 from musedraft.errors import RequestError
 from musedraft.export import midi_bytes
+from musedraft.generate import Constraints, SamplingConfig
 from musedraft.instruments import get_instrument
 from musedraft.score import bar_count, tempo_bpm, ticks_per_bar, time_signature
-from musedraft.tokenizer import parse_key
+from musedraft.tokenizer import Controls, parse_key
 
 TPQ = 480
 TRIADS = {"major": (0, 4, 7), "minor": (0, 3, 7)}  # above the tonic
@@ -264,3 +265,27 @@ def test_package_compose_stays_callable_whatever_is_used_first(first):
     code = f"import musedraft; {first}; assert callable(musedraft.compose), type(musedraft.compose)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr.strip().splitlines()[-1]
+
+
+def test_batched_candidates_equal_single_composes_seed_for_seed(tiny_composer):
+    """compose_candidates generates the candidates as one batch; each must be exactly the draft
+    compose() gives for its seed, so a user can re-create any auditioned candidate alone."""
+    batch = compose_candidates(3, "chorale", bars=3, seed=4, repair=False, model=tiny_composer)
+    assert [d.seed for d in batch] == [4, 5, 6]
+    for draft in batch:
+        alone = compose("chorale", bars=3, seed=draft.seed, repair=False, model=tiny_composer)
+        assert draft.score.dumps_midi() == alone.score.dumps_midi()
+    assert len({d.score.dumps_midi() for d in batch}) == 3
+
+
+def test_batched_generation_survives_the_context_filling_up(tiny_composer):
+    """Rows advance in lockstep until the context is full, then each slides on its own: every row still
+    gets exactly its bars and decodes, and equals the one-row generation with the same seed."""
+    gen, tok = tiny_composer.generator, tiny_composer.tokenizer
+    header = tok.header_ids(Controls("chorale", "major", ["soprano", "bass"]))
+    c = Constraints(bars=12, time_signature="4/4", pitch_ranges=[(60, 81), (40, 64)], tempo=120.0)
+    rows = gen.generate_batch(header, [], c, SamplingConfig(), seeds=(1, 2))
+    for seed, row in zip((1, 2), rows, strict=True):
+        assert row == gen.generate(header, [], c, SamplingConfig(), seed=seed)
+        assert int((tok.bar_starts(row) >= 0).sum()) == 12
+        tok.decode(header + row)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from symusic import Score, Track
 
@@ -61,9 +64,6 @@ def test_a_scene_with_an_untrained_style_is_rejected():
 def test_every_public_name_stays_the_function_after_all_modules_are_imported():
     """A submodule named like a public function (musedraft.compose, musedraft.scenes) would replace the
     function on the package once imported; no public name may collide with a module."""
-    import subprocess
-    import sys
-
     code = ("import importlib, pkgutil, types, musedraft\n"
             "for m in pkgutil.walk_packages(musedraft.__path__, 'musedraft.'):\n"
             "    importlib.import_module(m.name)\n"

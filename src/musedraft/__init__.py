@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 # public name → module that defines it (imported on first attribute access)
 _API = {
     "compose": "musedraft.composer",
+    "compose_candidates": "musedraft.composer",
     "continue_midi": "musedraft.composer",
     "regenerate": "musedraft.composer",
     "load_model": "musedraft.composer",

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instruments", type=_instruments, help="comma-separated names or GM programs")
     p.add_argument("--bars", type=int, default=16)
     p.add_argument("--loop", action="store_true", help="end so that the piece loops seamlessly")
-    p.add_argument("--candidates", type=int, default=1, help="several drafts with seeds seed, seed+1, ...")
+    p.add_argument("--candidates", type=int, default=1,
+                   help="several drafts with seeds seed, seed+1, ... generated as one batch (into OUT/seed-N/)")
     _add_sampling(p)
     _add_output(p)
 
@@ -158,13 +159,14 @@ def _save(draft, args) -> None:
 def _cmd_compose(args) -> None:
     import musedraft  # noqa: PLC0415
 
+    drafts = musedraft.compose_candidates(args.candidates, args.style, scene=args.scene, key=args.key,
+                                          tempo=args.tempo, time_signature=args.time_signature,
+                                          instruments=args.instruments, bars=args.bars, seed=args.seed,
+                                          loop=args.loop, repair=not args.no_repair,
+                                          temperature=args.temperature, model=args.model)
     out = Path(args.out)
-    for k in range(args.candidates):
-        draft = musedraft.compose(args.style, scene=args.scene, key=args.key, tempo=args.tempo,
-                                  time_signature=args.time_signature, instruments=args.instruments,
-                                  bars=args.bars, seed=args.seed + k, loop=args.loop, repair=not args.no_repair,
-                                  temperature=args.temperature, model=args.model)
-        args.out = out if args.candidates == 1 else out / f"seed-{args.seed + k}"
+    for draft in drafts:
+        args.out = out if len(drafts) == 1 else out / f"seed-{draft.seed}"
         _save(draft, args)
 
 

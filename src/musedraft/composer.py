@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,7 +18,8 @@ from musedraft.errors import RequestError
 from musedraft.instruments import Instrument, get_instrument, instrument_of_track
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
-__all__ = ["Composer", "Request", "load_model", "compose", "continue_midi", "regenerate", "estimate_key", "DEFAULT_MODEL"]
+__all__ = ["Composer", "Request", "load_model", "compose", "compose_candidates", "continue_midi", "regenerate",
+           "estimate_key", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = Path(__file__).parent / "checkpoints" / "default"
 TPQ = 480
@@ -155,6 +156,24 @@ def compose(style: str | None = None, *, scene: str | None = None, key: str | No
     Returns:
         A `Draft`; `draft.save("out/")` writes MIDI, MusicXML, audio, JSON and a piano roll.
     """
+    return compose_candidates(1, style, scene=scene, key=key, tempo=tempo, time_signature=time_signature,
+                              instruments=instruments, bars=bars, seed=seed, loop=loop, repair=repair,
+                              temperature=temperature, top_p=top_p, model=model)[0]
+
+
+def compose_candidates(n: int, style: str | None = None, *, scene: str | None = None, key: str | None = None,
+                       tempo: float | None = None, time_signature: str | None = None,
+                       instruments: list[str | int] | None = None, bars: int = 16, seed: int = 0,
+                       loop: bool = False, repair: bool = True, temperature: float = 0.9, top_p: float = 0.95,
+                       model: Composer | str | None = None) -> list:
+    """`n` drafts of one request, with seeds `seed .. seed+n-1`, generated together as one batch.
+
+    Draft k is note for note the draft `compose(..., seed=seed+k)` would give; the batch shares one
+    forward pass per step, so auditioning four candidates costs much less than four composes.
+    Arguments are those of `compose`.
+    """
+    if not isinstance(n, int) or not 1 <= n <= 64:
+        raise RequestError(f"candidates must be a whole number from 1 to 64, not {n!r}.")
     t0 = time.perf_counter()
     req = _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, loop)
     composer = model if isinstance(model, Composer) else load_model(model)
@@ -170,19 +189,26 @@ def compose(style: str | None = None, *, scene: str | None = None, key: str | No
         raise RequestError(f"Time signature {req.time_signature} is not supported by this model.")
     cfg = _sampling(temperature, top_p, req.density)
     ranges = [(i.low + shift, i.high + shift) for i in slot_insts]
+    reqs = [replace(req, seed=req.seed + k) for k in range(n)]
     t1 = time.perf_counter()
     if loop:
-        body = _generate(composer, header, [], req.bars - _CLOSING_BARS, ranges, mode, req, cfg, cadence=False)
-        suffix = _first_bars(composer, body, _CLOSING_BARS)
-        fixed = header + _fim_block(composer, body, suffix)
-        closing = _generate(composer, fixed, [], _CLOSING_BARS, ranges, mode, req, cfg, cadence=False,
-                            tempo=None, seed_offset=1)
-        stream = body + closing
+        bodies = _generate(composer, header, [], req.bars - _CLOSING_BARS, ranges, mode, reqs, cfg, cadence=False)
+        streams = []
+        for body, r in zip(bodies, reqs, strict=True):
+            fixed = header + _fim_block(composer, body, _first_bars(composer, body, _CLOSING_BARS))
+            closing = _generate(composer, fixed, [], _CLOSING_BARS, ranges, mode, [r], cfg, cadence=False,
+                                tempo=None, seed_offset=1)[0]
+            streams.append(body + closing)
     else:
-        stream = _generate(composer, header, [], req.bars, ranges, mode, req, cfg, cadence=True)
+        streams = _generate(composer, header, [], req.bars, ranges, mode, reqs, cfg, cadence=True)
     timings["generate"] = time.perf_counter() - t1
-    score = _to_score(composer, header + stream, -shift, order, _track_names(insts), [i.program for i in insts], req)
-    return _finish(score, req, composer, repair, timings, t0, cadence=not loop)
+    if n > 1:
+        timings["candidates_in_batch"] = n
+    drafts = []
+    for stream, r in zip(streams, reqs, strict=True):
+        score = _to_score(composer, header + stream, -shift, order, _track_names(insts), [i.program for i in insts], r)
+        drafts.append(_finish(score, r, composer, repair, dict(timings), t0, cadence=not loop))
+    return drafts
 
 
 def _sampling(temperature: float, top_p: float, density: float):
@@ -201,14 +227,20 @@ def _ts_score(ts: str) -> Score:
     return s
 
 
-def _generate(composer, fixed, music, bars, ranges, mode, req: Request, cfg, cadence, tempo="request", seed_offset=0):
+def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, tempo="request", seed_offset=0):
+    """New streams (EOS dropped), one per request in `reqs` (same request, different seeds), in one batch."""
     from musedraft.generate import Constraints  # noqa: PLC0415
 
+    reqs = [reqs] if isinstance(reqs, Request) else reqs
     fresh = tempo == "request" and not music  # a new piece, not a continuation or a middle
-    c = Constraints(bars=bars, time_signature=req.time_signature, pitch_ranges=ranges, mode=mode,
+    c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
                     tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh)
-    new = composer.generator.generate(fixed, music, c, cfg, seed=req.seed * 7919 + seed_offset)
-    return [t for t in new if t != composer.tokenizer.eos]
+    seeds = [r.seed * 7919 + seed_offset for r in reqs]
+    if len(seeds) == 1:
+        rows = [composer.generator.generate(fixed, music, c, cfg, seed=seeds[0])]
+    else:
+        rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
+    return [[t for t in new if t != composer.tokenizer.eos] for new in rows]
 
 
 def _first_bars(composer, stream: list[int], n: int) -> list[int]:
@@ -407,7 +439,7 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     primer_bars = len(composer.tokenizer.bar_starts(stream))
     cfg = _sampling(temperature, top_p, req.density)
     t1 = time.perf_counter()
-    new = _generate(composer, header, stream, bars, ranges, mode, req, cfg, cadence=True, tempo=None)
+    new = _generate(composer, header, stream, bars, ranges, mode, req, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     req.bars = primer_bars + bars
     score = _to_score(composer, header + stream + new, -shift, list(range(len(names))), names, programs, req)
@@ -435,9 +467,9 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     n = last - first + 1
     if suffix:
         fixed = header + _fim_block(composer, prefix, _leading_bars(composer, suffix, composer.model.cfg.context // 4))
-        middle = _generate(composer, fixed, [], n, ranges, mode, req, cfg, cadence=False, tempo=None)
+        middle = _generate(composer, fixed, [], n, ranges, mode, req, cfg, cadence=False, tempo=None)[0]
     else:
-        middle = _generate(composer, header, prefix, n, ranges, mode, req, cfg, cadence=True, tempo=None)
+        middle = _generate(composer, header, prefix, n, ranges, mode, req, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     req.bars = total
     score = _to_score(composer, header + prefix + middle + suffix, -shift, list(range(len(names))), names,

@@ -190,27 +190,92 @@ class Generator:
             torch.set_num_threads(threads)
 
     def _generate(self, fixed, music, constraints, cfg, seed, max_tokens) -> list[int]:
-        self.model.eval()
-        gen = torch.Generator().manual_seed(int(seed))
-        progress = _Progress(need_tempo=constraints.tempo is not None)
-        music = list(music)
         context = self.model.cfg.context
         if len(fixed) >= context // 2:
             raise DecodeError(f"the fixed prompt ({len(fixed)} tokens) leaves too little room in a {context}-token context")
-        music = self._trim(music, context - len(fixed) - 1)
+        self.model.eval()
+        gen = torch.Generator().manual_seed(int(seed))
+        progress = _Progress(need_tempo=constraints.tempo is not None)
+        return self._run(fixed, list(music), constraints, cfg, gen, progress, [], max_tokens, context - len(fixed) - 1)
+
+    @torch.no_grad()
+    def generate_batch(self, fixed: list[int], music: list[int], constraints: Constraints,
+                       cfg: SamplingConfig | None = None, seeds=(0,), max_tokens: int = 20000) -> list[list[int]]:
+        """Several candidates at once, one per seed, from one prompt: a batch of rows advancing in
+        lockstep through one batched KV cache (a finished row feeds PAD until the others end).
+
+        When the context fills, each unfinished row carries on alone with its own sliding window,
+        exactly as `generate` would; with one seed the result equals `generate(seed=...)`.
+        """
+        cfg = cfg or SamplingConfig()
+        context = self.model.cfg.context
+        if len(fixed) >= context // 2:
+            raise DecodeError(f"the fixed prompt ({len(fixed)} tokens) leaves too little room in a {context}-token context")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self.model.eval()
+            gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+            progress = [_Progress(need_tempo=constraints.tempo is not None) for _ in seeds]
+            news: list[list[int]] = [[] for _ in seeds]
+            music = self._trim(list(music), context - len(fixed) - 1)
+            prompt = fixed + music
+            rows = len(seeds)
+            cache = self.model.new_cache(rows) if cfg.use_cache else None
+            batch = torch.tensor([prompt] * rows)
+            logits = self.model(batch, cache)[:, -1]  # (B, V)
+            running = list(range(rows))
+            steps = 0
+            while running:
+                step = torch.full((rows, 1), self.tok.vocab["PAD_None"], dtype=torch.long)
+                for b in list(running):
+                    tid = self._pick(logits[b], progress[b], constraints, cfg, gens[b])
+                    news[b].append(tid)
+                    step[b, 0] = tid
+                    if tid == self.eos:
+                        running.remove(b)
+                steps += 1
+                if not running:
+                    break
+                if steps >= max_tokens:
+                    raise DecodeError(f"generation did not finish within {max_tokens} tokens")
+                if len(prompt) + steps >= context:  # lockstep rows share a length: hand each over
+                    for b in running:
+                        news[b] = self._run(fixed, music + news[b], constraints, cfg, gens[b], progress[b],
+                                            news[b], max_tokens, context // 2)
+                    break
+                if cache is not None:
+                    logits = self.model(step, cache)[:, -1]
+                else:
+                    batch = torch.cat([batch, step], dim=1)
+                    logits = self.model(batch)[:, -1]
+            return news
+        finally:
+            torch.set_num_threads(threads)
+
+    def _pick(self, logits: torch.Tensor, progress: _Progress, c: Constraints, cfg: SamplingConfig,
+              gen: torch.Generator) -> int:
+        """One token: masks → biases → temperature → top-k → top-p → seeded draw; advances the state."""
+        allowed, offsets = self._allowed(progress, c, cfg)
+        if not allowed.any():
+            raise DecodeError(f"no token satisfies the constraints after {progress.grammar.last} (bug)")
+        lg = sampling.mask(logits, torch.from_numpy(allowed))
+        lg = sampling.bias(lg, torch.from_numpy(offsets))
+        lg = sampling.temperature(lg, cfg.temperature)
+        lg = sampling.top_k(lg, cfg.top_k)
+        lg = sampling.top_p(lg, cfg.top_p)
+        tid = sampling.draw(lg, gen)
+        self._advance(progress, tid)
+        return tid
+
+    def _run(self, fixed, music, constraints, cfg, gen, progress, new, max_tokens, room) -> list[int]:
+        """The one-row loop: continue `new` (already part of `music`) until EOS, sliding as needed."""
+        context = self.model.cfg.context
+        music = self._trim(list(music), room)
         cache, logits = self._prefill(fixed + music, cfg)
-        new: list[int] = []
+        new = list(new)
         while len(new) < max_tokens:
-            allowed, offsets = self._allowed(progress, constraints, cfg)
-            if not allowed.any():
-                raise DecodeError(f"no token satisfies the constraints after {progress.grammar.last} (bug)")
-            lg = sampling.mask(logits, torch.from_numpy(allowed))
-            lg = sampling.bias(lg, torch.from_numpy(offsets))
-            lg = sampling.temperature(lg, cfg.temperature)
-            lg = sampling.top_k(lg, cfg.top_k)
-            lg = sampling.top_p(lg, cfg.top_p)
-            tid = sampling.draw(lg, gen)
-            self._advance(progress, tid)
+            tid = self._pick(logits, progress, constraints, cfg, gen)
             new.append(tid)
             if tid == self.eos:
                 return new
