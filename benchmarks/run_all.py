@@ -19,6 +19,7 @@ BENCHMARKS = [
     ("tokenize", ["benchmarks/tokenizer.py"]),
     ("decode", ["benchmarks/decode.py"]),
     ("compose", ["benchmarks/compose.py"]),
+    ("candidates", ["benchmarks/candidates.py"]),
     ("harmony", ["benchmarks/harmony.py"]),
     ("render", ["benchmarks/render.py"]),
     ("controls", ["benchmarks/controls.py", "--n", "50"]),
