@@ -7,7 +7,6 @@ skipped only where Chromium is genuinely absent (Debian: `apt-get install chromi
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import os
@@ -30,14 +29,6 @@ from musedraft.score import load_midi
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@functools.cache
-def have_harmony() -> bool:
-    """True once musedraft.harmony provides check and repair (it is written in parallel)."""
-    try:
-        from musedraft.harmony import check, repair  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
 HAVE_FLUIDSYNTH = shutil.which("fluidsynth") is not None or importlib.util.find_spec("fluidsynth") is not None
 
 TINY_PACK = """\
@@ -172,7 +163,7 @@ class _Refs(HTMLParser):
 def tiny_pack(tmp_path_factory, tiny_composer) -> Path:
     root = tmp_path_factory.mktemp("pack")
     (root / "scenes.toml").write_text(TINY_PACK)
-    index = pack(root / "scenes.toml", root / "bgm", model=tiny_composer, repair=have_harmony(), progress=False,
+    index = pack(root / "scenes.toml", root / "bgm", model=tiny_composer, repair=True, progress=False,
                  audio=HAVE_FLUIDSYNTH)
     assert index == root / "bgm" / "index.html"
     return root / "bgm"
@@ -188,7 +179,7 @@ def test_pack_writes_every_candidate_and_a_manifest(tiny_pack):
         assert json.loads((folder / "draft.json").read_text())["seed"] == d["seed"]
         assert d["request"]["bars"] == 4 and d["request"]["scene"] in ("daily", "sad")
         assert (d["loop_points"] is not None) == (d["scene"] == "morning")
-        assert (d["repair"] is not None) == have_harmony()
+        assert d["repair"] is not None
         assert all(not Path(p).is_absolute() and (tiny_pack / p).is_file() for p in d["files"].values())
     assert manifest["drafts"][0]["key"] == "G major"
 
@@ -207,7 +198,7 @@ def test_index_uses_relative_paths_only_and_no_script(tiny_pack):
     if HAVE_FLUIDSYNTH:
         assert page.count("<audio ") == 4 and page.count(' loop>') == 2  # only the looping scene loops
     assert page.count("Loop: 0 s →") == 2 and "&lt;loop 0&gt;audio/bgm/morning/seed-0/draft.ogg" in page
-    assert ("Harmony repair: " in page) and (("edit" in page) == have_harmony())
+    assert "Harmony repair: " in page and "edit" in page
 
 
 def test_index_html_is_a_pure_function_of_the_manifest(tiny_pack):
@@ -248,7 +239,7 @@ def test_pack_refuses_to_overwrite_before_composing_anything(tiny_pack):
 def test_pack_without_audio_says_so_on_the_page(tmp_path, tiny_composer):
     (tmp_path / "one.toml").write_text('[[scene]]\nname = "a"\nmood = "mystery"\nbars = 4\ncandidates = 1\n')
     index = pack(tmp_path / "one.toml", tmp_path / "out", model=tiny_composer, audio=False,
-                 repair=have_harmony(), progress=False)
+                 repair=True, progress=False)
     page = index.read_text()
     assert "<audio" not in page and "No audio: previews were not rendered" in page
     assert sorted(p.name for p in (tmp_path / "out" / "a" / "seed-0").iterdir()) == [
@@ -313,7 +304,7 @@ def test_a_failed_render_still_writes_the_page_and_says_why(tmp_path, tiny_compo
     (tmp_path / "one.toml").write_text('[[scene]]\nname = "a"\nmood = "tense"\nbars = 4\nseeds = [2]\n')
     with pytest.raises(RenderError, match="no-such-font") as info:
         pack(tmp_path / "one.toml", tmp_path / "out", model=tiny_composer, soundfont=tmp_path / "no-such-font.sf2",
-             repair=have_harmony(), progress=False)
+             repair=True, progress=False)
     index = tmp_path / "out" / "index.html"
     assert info.value.paths == {"index": index}
     page = index.read_text()

@@ -7,7 +7,6 @@ fails the test instead of the run, and the child's peak memory is measured on it
 
 from __future__ import annotations
 
-import functools
 import gc
 import json
 import os
@@ -26,17 +25,6 @@ from musedraft.errors import InvalidMidiError, OutputExistsError, RenderError
 from musedraft.export import midi_bytes, write_midi
 from musedraft.files import atomic_path
 from musedraft.score import MidiLimits, load_midi
-
-
-@functools.cache
-def have_harmony() -> bool:
-    """True once musedraft.harmony provides check and repair (it is written in parallel)."""
-    try:
-        from musedraft.harmony import check, repair  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
-
 
 # --- building bad Standard MIDI Files byte by byte --------------------------------------------
 
@@ -185,8 +173,6 @@ def _run_cli(argv: list[str], timeout: float = 60.0) -> int:
 @pytest.mark.parametrize("command", ["check", "repair", "render"])
 @pytest.mark.parametrize("name", list(SMALL_BAD_FILES))
 def test_cli_reports_bad_midi_in_one_line_with_exit_code_1(tmp_path, capsys, command, name):
-    if command in ("check", "repair") and not have_harmony():
-        pytest.skip("musedraft.harmony is not in this checkout yet; `check`/`repair` cannot run")
     data, phrase = SMALL_BAD_FILES[name]
     path = tmp_path / "bad.mid"
     path.write_bytes(data)
@@ -267,7 +253,7 @@ def test_seed_reproducibility_gives_byte_identical_midi(tmp_path, tiny_composer)
     from musedraft.composer import compose  # noqa: PLC0415
 
     def midi(seed: int, folder: str) -> bytes:
-        draft = compose("chorale", bars=4, seed=seed, repair=have_harmony(), model=tiny_composer)
+        draft = compose("chorale", bars=4, seed=seed, repair=True, model=tiny_composer)
         return draft.save(tmp_path / folder, audio=False)["midi"].read_bytes()
 
     first, again, other = midi(11, "a"), midi(11, "b"), midi(12, "c")
@@ -287,7 +273,7 @@ def test_memory_stays_flat_over_100_composes(tiny_composer):
 
     readings = {}
     for i in range(100):
-        compose("chorale", bars=2, seed=i, repair=have_harmony(), model=tiny_composer)
+        compose("chorale", bars=2, seed=i, repair=True, model=tiny_composer)
         if i + 1 in (10, 100):
             gc.collect()
             readings[i + 1] = _rss_mb()
