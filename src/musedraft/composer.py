@@ -236,10 +236,7 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
     c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
                     tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh)
     seeds = [r.seed * 7919 + seed_offset for r in reqs]
-    if len(seeds) == 1:
-        rows = [composer.generator.generate(fixed, music, c, cfg, seed=seeds[0])]
-    else:
-        rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
+    rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
     return [[t for t in new if t != composer.tokenizer.eos] for new in rows]
 
 

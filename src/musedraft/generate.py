@@ -85,6 +85,7 @@ class Generator:
         self.program_ids = np.flatnonzero(g.type_mask["Program"])
         self.position_ids = g.positions
         self.tempo_ids = np.flatnonzero(g.type_mask["Tempo"])
+        self.tempo_values = np.array([float(v.value_of(i)) for i in self.tempo_ids])
         self.duration_ids = np.flatnonzero(g.type_mask["Duration"])
         self.duration_beats = np.array([self._beats(v.value_of(i)) for i in self.duration_ids])
         self.eos, self.bar = v["EOS_None"], v["Bar_None"]
@@ -96,8 +97,7 @@ class Generator:
         return b + p / r
 
     def tempo_id(self, bpm: float) -> int:
-        values = np.array([float(self.tok.vocab.value_of(i)) for i in self.tempo_ids])
-        return int(self.tempo_ids[np.argmin(np.abs(values - bpm))])
+        return int(self.tempo_ids[np.argmin(np.abs(self.tempo_values - bpm))])
 
     # -- masks ---------------------------------------------------------------------------------
     def _allowed(self, p: _Progress, c: Constraints, cfg: SamplingConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -182,21 +182,7 @@ class Generator:
         `fixed` (the control header, or the FIM prefix/suffix block) is always kept in view; `music`
         is the stream being extended and slides, a bar at a time, when the context is full.
         """
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # one token at a time: a second thread only adds sync cost (7-45x slower measured)
-        try:
-            return self._generate(fixed, music, constraints, cfg or SamplingConfig(), seed, max_tokens)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _generate(self, fixed, music, constraints, cfg, seed, max_tokens) -> list[int]:
-        context = self.model.cfg.context
-        if len(fixed) >= context // 2:
-            raise DecodeError(f"the fixed prompt ({len(fixed)} tokens) leaves too little room in a {context}-token context")
-        self.model.eval()
-        gen = torch.Generator().manual_seed(int(seed))
-        progress = _Progress(need_tempo=constraints.tempo is not None)
-        return self._run(fixed, list(music), constraints, cfg, gen, progress, [], max_tokens, context - len(fixed) - 1)
+        return self.generate_batch(fixed, music, constraints, cfg, seeds=(seed,), max_tokens=max_tokens)[0]
 
     @torch.no_grad()
     def generate_batch(self, fixed: list[int], music: list[int], constraints: Constraints,
@@ -204,15 +190,15 @@ class Generator:
         """Several candidates at once, one per seed, from one prompt: a batch of rows advancing in
         lockstep through one batched KV cache (a finished row feeds PAD until the others end).
 
-        When the context fills, each unfinished row carries on alone with its own sliding window,
-        exactly as `generate` would; with one seed the result equals `generate(seed=...)`.
+        When the context fills, each unfinished row carries on alone with its own sliding window, so
+        row k is exactly what a batch of one with that seed (`generate`) gives.
         """
         cfg = cfg or SamplingConfig()
         context = self.model.cfg.context
         if len(fixed) >= context // 2:
             raise DecodeError(f"the fixed prompt ({len(fixed)} tokens) leaves too little room in a {context}-token context")
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        torch.set_num_threads(1)  # one token at a time: a second thread only adds sync cost (7-45x slower measured)
         try:
             self.model.eval()
             gens = [torch.Generator().manual_seed(int(s)) for s in seeds]

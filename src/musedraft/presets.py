@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from musedraft.corpus import STYLES  # the corpus styles the model is trained on
 from musedraft.errors import RequestError
 
 __all__ = ["Scene", "SCENES", "STYLES", "scenes", "get_scene"]
 
-# The corpus styles the model is trained on; a scene must name one of them.
-STYLES = ("chorale", "renaissance", "madrigal", "medieval", "classical", "romantic", "folk")
 
 
 @dataclass(frozen=True)
