@@ -1,12 +1,13 @@
 """After compose: do drafts of a style look like the real pieces of that style?
 
-For each style, N drafts (the style's default instruments, 16-32 bars, keys and metres taken from
-the held-out pieces) and the held-out test pieces themselves (cut to the same lengths) are scored
-with `musedraft.metrics`; the table compares the means. Where `musedraft.harmony` is importable,
-the checker's findings per 100 bars are counted too: real pieces, drafts before and after repair.
+For each style, N drafts and the held-out pieces of that style (the valid and test splits, which
+training never sees) are scored with `musedraft.metrics`; the table compares the means. Each draft
+mirrors one held-out piece: its key, its metre and its parts (the same instruments, as many lines),
+so a difference in the table is the model's, not a different request's. The harmony checker's
+findings per 100 bars are counted too: real pieces, drafts before and after repair.
 
-    corpus table (split == "test") ─► real scores ─┐
-    compose(style, ...) × N ─► repair ─► drafts ───┴─► metric means ─► docs/evaluation.md
+    corpus table (held-out splits) ─► real scores (cut to 16-32 bars) ─┐
+    compose(style, key, metre, parts) × N ─► repair ─► drafts ─────────┴─► metric means ─► docs/evaluation.md
 """
 
 from __future__ import annotations
@@ -31,23 +32,27 @@ __all__ = ["TARGET", "evaluate_style", "relative_difference", "evaluation_table"
 TARGET = 0.10  # a metric is "close" when the drafts' mean is within 10% of the real pieces' mean
 BARS = (16, 32)  # draft lengths are drawn uniformly from this range; real pieces are cut to the same
 _ZERO = 1e-6  # a real mean below this makes a relative difference meaningless
-_HARMONY_NOTE = ("Harmony columns left out: `musedraft.harmony` is not importable in this installation, so "
-                 "findings before and after repair could not be counted.")
-
-
-def _harmony():
-    """(check, repair) from musedraft.harmony, or None where it is not installed."""
-    try:
-        from musedraft.harmony import check, repair  # noqa: PLC0415
-    except ImportError:
-        return None
-    return check, repair
+HELD_OUT = ("valid", "test")  # splits training never sees (valid only picks the best checkpoint)
+MAX_PARTS = 8  # compose() writes at most this many lines
 
 
 def _key_name(row: dict) -> str | None:
     """The corpus row's analysed key as compose() spells it (music21 writes E- for E flat)."""
     tonic, mode = str(row.get("key_tonic", "")).replace("-", "b"), row.get("mode")
     return f"{tonic} {mode}" if tonic and mode in ("major", "minor") else None
+
+
+def _instruments(row: dict) -> list[str | int]:
+    """The real piece's parts as compose() instruments: by name where we know the instrument, else
+    by GM program (at most MAX_PARTS, top part first as the score lists them)."""
+    from musedraft.instruments import instrument_names, instrument_of_track  # noqa: PLC0415
+
+    known = set(instrument_names())
+    out: list[str | int] = []
+    for part in row.get("parts", [])[:MAX_PARTS]:
+        inst = instrument_of_track(part.get("name"), int(part.get("program", 0)))
+        out.append(inst.name if inst.name in known else inst.program)
+    return out
 
 
 def _cut(score: Score, bars: int) -> Score:
@@ -60,13 +65,13 @@ def _cut(score: Score, bars: int) -> Score:
     return cut
 
 
-def _test_rows(style: str, corpus_cache: Path, limit: int, rng: np.random.Generator) -> list[dict]:
+def _held_out_rows(style: str, corpus_cache: Path, limit: int, rng: np.random.Generator) -> list[dict]:
     from musedraft.corpus import load_table  # noqa: PLC0415
 
-    rows = sorted((r for r in load_table(corpus_cache) if r.get("split") == "test" and r.get("style") == style),
+    rows = sorted((r for r in load_table(corpus_cache) if r.get("split") in HELD_OUT and r.get("style") == style),
                   key=lambda r: r["id"])
     if not rows:
-        raise CorpusError(f"The corpus at {corpus_cache} has no held-out (test) pieces of style {style!r}.")
+        raise CorpusError(f"The corpus at {corpus_cache} has no held-out pieces of style {style!r}.")
     if len(rows) > limit:
         rows = [rows[i] for i in sorted(rng.choice(len(rows), size=limit, replace=False))]
     return rows
@@ -83,7 +88,8 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
 
     Args:
         style: a corpus style (chorale, renaissance, madrigal, medieval, classical, romantic, folk).
-        n_drafts: drafts to compose; seeds `seed .. seed + n_drafts - 1`.
+        n_drafts: drafts to compose; seeds `seed .. seed + n_drafts - 1`. Draft i mirrors held-out
+            piece i (cycling): its key, metre and parts.
         model: a `Composer`, a checkpoint folder, or None for the default model.
         corpus_cache: the corpus folder holding `table.jsonl` and `midi/`
             (default `musedraft.corpus.default_cache_dir() / "corpus"`).
@@ -92,14 +98,14 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         progress: show a tqdm bar over the drafts.
     Returns:
         {"style", "n_drafts", "n_real", "bars": {...}, "metrics": {name: {"real", "generated",
-        "relative_difference", "within_target"}}, "harmony": {...} or None, "notes": [...], "seconds"}.
-        Draft metrics are taken after the harmony repair (what compose() hands a user) when the
-        harmony module is present, else on the raw drafts.
+        "relative_difference", "within_target"}}, "harmony": {...}, "notes": [...], "seconds"}.
+        Draft metrics are taken after the harmony repair: what compose() hands a user.
     """
     from tqdm import tqdm  # noqa: PLC0415
 
     from musedraft.composer import Composer, compose, load_model  # noqa: PLC0415
     from musedraft.corpus import default_cache_dir  # noqa: PLC0415
+    from musedraft.harmony import HarmonyConfig, check, repair  # noqa: PLC0415
     from musedraft.score import load_midi  # noqa: PLC0415
 
     if not isinstance(n_drafts, int) or n_drafts < 1:
@@ -107,10 +113,9 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
     t0 = time.perf_counter()
     cache = Path(corpus_cache) if corpus_cache else default_cache_dir() / "corpus"
     rng = np.random.default_rng(seed)
-    rows = _test_rows(style, cache, max_real, rng)
+    rows = _held_out_rows(style, cache, max_real, rng)
     composer = model if isinstance(model, Composer) else load_model(model)
-    harmony = _harmony()
-    notes: list[str] = [] if harmony else [_HARMONY_NOTE]
+    notes: list[str] = []
 
     real_values, real_findings, real_bars = [], 0, 0
     for row in rows:
@@ -118,28 +123,26 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         score = _cut(load_midi(cache / row["midi"]), bars)
         real_values.append(compute_all(score))
         real_bars += bars
-        if harmony:
-            real_findings += len(harmony[0](score))
+        real_findings += len(check(score))
 
     draft_values, before, after, draft_bars, fallbacks = [], 0, 0, 0, 0
     for i in tqdm(range(n_drafts), desc=f"evaluate {style}", unit="draft", disable=not progress):
-        row = rows[i % len(rows)]  # keys and metres follow the real pieces, so modes are matched
+        row = rows[i % len(rows)]
         bars = int(rng.integers(BARS[0], BARS[1] + 1))
-        request = {"key": _key_name(row), "time_signature": row.get("time_signature")}
+        request = {"key": _key_name(row), "time_signature": row.get("time_signature"),
+                   "instruments": _instruments(row) or None}
         try:
             draft = compose(style, bars=bars, seed=seed + i, repair=False, model=composer, **request)
-        except RequestError:  # a key spelling or metre this model does not take: use the style's defaults
+        except RequestError:  # a key spelling or metre this model does not take: the style's defaults
             fallbacks += 1
             draft = compose(style, bars=bars, seed=seed + i, repair=False, model=composer)
-        score = draft.score
-        if harmony:
-            result = harmony[1](score)
-            before, after, score = before + len(result.findings_before), after + len(result.findings_after), result.score
-        draft_values.append(compute_all(score))
+        result = repair(draft.score, HarmonyConfig.for_style(style))
+        before, after = before + len(result.findings_before), after + len(result.findings_after)
+        draft_values.append(compute_all(result.score))
         draft_bars += bars
     if fallbacks:
-        notes.append(f"{fallbacks} of {n_drafts} drafts used the style's default key and metre (the piece's "
-                     "were not accepted by the model).")
+        notes.append(f"{fallbacks} of {n_drafts} drafts used the style's default key, metre and instruments "
+                     "(the piece's were not accepted by the model).")
 
     table = {}
     for name in METRICS:
@@ -147,15 +150,13 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         rel = relative_difference(generated, real)
         within = (abs(generated - real) < 0.01) if math.isnan(rel) else abs(rel) <= TARGET
         table[name] = {"real": real, "generated": generated, "relative_difference": rel, "within_target": bool(within)}
-    per100 = (lambda count, bars: 100.0 * count / bars) if harmony else None
     return {
         "style": style, "n_drafts": n_drafts, "n_real": len(rows), "seed": seed, "model_id": composer.model_id,
         "bars": {"generated": draft_bars, "real": real_bars},
         "metrics": table,
-        "harmony": None if not harmony else {
-            "real_per_100_bars": per100(real_findings, real_bars),
-            "generated_before_repair_per_100_bars": per100(before, draft_bars),
-            "generated_after_repair_per_100_bars": per100(after, draft_bars)},
+        "harmony": {"real_per_100_bars": 100.0 * real_findings / real_bars,
+                    "generated_before_repair_per_100_bars": 100.0 * before / draft_bars,
+                    "generated_after_repair_per_100_bars": 100.0 * after / draft_bars},
         "notes": notes,
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -191,7 +192,7 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def evaluation_table(results: list[dict[str, Any]]) -> str:
     """Markdown: per style and metric the real and generated means, their relative difference and
-    whether it is within the 10% target; then the harmony findings per 100 bars where counted."""
+    whether it is within the 10% target; then the harmony findings per 100 bars."""
     lines = ["| style | metric | real | generated | difference | within 10% |",
              "|---|---|---:|---:|---:|:---:|"]
     for r in results:
@@ -200,17 +201,14 @@ def evaluation_table(results: list[dict[str, Any]]) -> str:
             diff = f"{100 * rel:+.1f}%" if not math.isnan(rel) else f"{m['generated'] - m['real']:+.3f} (abs.)"
             lines.append(f"| {r['style']} | {name} | {_fmt(m['real'])} | {_fmt(m['generated'])} | {diff} | "
                          f"{'yes' if m['within_target'] else '**no**'} |")
-    counted = [r for r in results if r["harmony"]]
-    if counted:
+    if results:
         lines += ["", "Harmony checker findings per 100 bars:", "",
                   "| style | real pieces | drafts before repair | drafts after repair |", "|---|---:|---:|---:|"]
-        for r in counted:
+        for r in results:
             h = r["harmony"]
             lines.append(f"| {r['style']} | {_fmt(h['real_per_100_bars'], 1)} | "
                          f"{_fmt(h['generated_before_repair_per_100_bars'], 1)} | "
                          f"{_fmt(h['generated_after_repair_per_100_bars'], 1)} |")
-    if len(counted) < len(results):
-        lines += ["", _HARMONY_NOTE]
     return "\n".join(lines)
 
 
@@ -218,7 +216,7 @@ def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft
     """The whole docs/evaluation.md: method, the table, how many comparisons meet the target."""
     pairs = [m["within_target"] for r in results for m in r["metrics"].values()]
     model_ids = sorted({str(r["model_id"]) for r in results})
-    notes = [f"- {r['style']}: {n}" for r in results for n in r["notes"] if n != _HARMONY_NOTE]
+    notes = [f"- {r['style']}: {n}" for r in results for n in r["notes"] ]
     rows = "\n".join(f"| {r['style']} | {r['n_drafts']} | {r['bars']['generated']} | {r['n_real']} | "
                      f"{r['bars']['real']} | {r['seconds']:.0f} |" for r in results)
     return "\n".join([
@@ -226,13 +224,14 @@ def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft
         "",
         f"Written by `{command}` (model `{', '.join(model_ids)}`, seed {results[0]['seed'] if results else 0}).",
         "",
-        "For each style, drafts are composed with the style's default instruments, 16-32 bars, in the keys and",
-        "metres of the held-out (test-split) pieces of that style; the real pieces are cut to lengths drawn the",
-        "same way. Each metric (`musedraft.metrics`: pitch-class entropy, scale consistency, groove consistency,",
+        "For each style, each draft (16-32 bars) mirrors one held-out piece of that style (valid and test splits,",
+        "never trained on): the same key, metre and parts; the real pieces are cut to lengths drawn the same",
+        "way. Each metric (`musedraft.metrics`: pitch-class entropy, scale consistency, groove consistency,",
         "polyphony, empty-beat rate, pitch range, notes per bar) is averaged over the pieces, and the drafts' mean",
         f"is compared with the real mean. Target: within {100 * TARGET:.0f}%. Where the real mean is 0 the relative",
         "difference is undefined; the absolute difference is shown and counts as within target below 0.01.",
-        "Draft metrics are measured after the harmony repair, as `compose()` delivers them.",
+        "Draft metrics are measured after the harmony repair (the style's `HarmonyConfig`), as `compose()`",
+        "delivers them.",
         "",
         "| style | drafts | draft bars | real pieces | real bars | seconds |",
         "|---|---:|---:|---:|---:|---:|",
@@ -265,7 +264,7 @@ def write_evaluation(out: str | os.PathLike = "docs/evaluation.md", styles: list
     json_out = check_writable(Path(out).with_suffix(".json"), force)
     cache = Path(corpus_cache) if corpus_cache else default_cache_dir() / "corpus"
     if styles is None:
-        held_out = {r.get("style") for r in load_table(cache) if r.get("split") == "test"}
+        held_out = {r.get("style") for r in load_table(cache) if r.get("split") in HELD_OUT}
         styles = [s for s in STYLES if s in held_out]
     composer = model if isinstance(model, Composer) else load_model(model)
     results = [evaluate_style(s, n_drafts, composer, cache, seed, max_real=max_real, progress=progress)
