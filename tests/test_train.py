@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from musedraft.dataset import Shards, WindowSampler
+from musedraft.errors import ModelError
 from musedraft.heldout import heldout_table, model_nll
 from musedraft.model import ModelConfig, MusicTransformer, load_checkpoint
 from musedraft.ngram import KneserNey, NgramConfig
@@ -63,6 +64,31 @@ def test_resume_continues_the_run(tiny_corpus, tmp_path):
     assert 0 < moved < 0.05  # 10 Adam steps at lr <= 3e-3 from the saved weights, not a re-init
     png = out / "loss.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_fine_tuning_starts_from_the_checkpoint_weights(tiny_corpus, tmp_path):
+    """--init takes the checkpoint's architecture (whatever the model flags say) and weights, with a
+    fresh optimiser and schedule: the first validation is where the checkpoint stood, not a fresh model's."""
+    base = tmp_path / "base"
+    train(small_config(tiny_corpus, base, steps=20, eval_every=20))
+    before = read_log(base)[-1]["valid_loss"]
+    tuned = tmp_path / "tuned"
+    other = ModelConfig(context=64, n_layer=2, n_head=4, d_model=64)
+    result = train(small_config(tiny_corpus, tuned, steps=2, eval_every=1, lr=1e-5, warmup=1, model=other, init=base / "last"))
+    start, _ = load_checkpoint(base / "last")
+    assert result["params"] == start.num_params()
+    assert abs(read_log(tuned)[0]["valid_loss"] - before) < 0.05
+    assert read_log(tuned)[0]["lr"] == pytest.approx(1e-5)  # a schedule of its own, from step 0
+
+
+def test_fine_tuning_refuses_a_checkpoint_of_another_vocabulary(tiny_corpus, tmp_path):
+    base = tmp_path / "base"
+    train(small_config(tiny_corpus, base, steps=1, eval_every=1))
+    vocab = json.loads((base / "last" / "vocab.json").read_text())
+    vocab["beat_res"] = 4  # a coarser grid: another vocabulary
+    (base / "last" / "vocab.json").write_text(json.dumps(vocab))
+    with pytest.raises(ModelError, match="another vocabulary"):
+        train(small_config(tiny_corpus, tmp_path / "tuned", init=base / "last"))
 
 
 def test_loss_curve_of_an_empty_log_writes_nothing(tmp_path):

@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", type=Path, default=None,
+                   help="fine-tune: start from this checkpoint's weights and architecture (fresh optimiser)")
 
     p = sub.add_parser("evaluate", help="held-out likelihood of a model against a Kneser-Ney n-gram")
     p.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
@@ -245,7 +247,7 @@ def _cmd_train(args) -> None:
 
     cfg = TrainConfig(shards=args.shards or default_cache_dir() / "tokens", out=args.out, steps=args.steps,
                       max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, device=args.device,
-                      resume=args.resume, fim_rate=args.fim_rate, cpu_bf16=args.cpu_bf16,
+                      resume=args.resume, init=args.init, fim_rate=args.fim_rate, cpu_bf16=args.cpu_bf16,
                       model=ModelConfig(context=args.context, n_layer=args.layers, n_head=args.heads, d_model=args.dim))
     print(json.dumps(train(cfg), indent=1))
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from musedraft.dataset import Shards, WindowSampler
+from musedraft.errors import ModelError
 from musedraft.model import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
 from musedraft.tokenizer import Tokenizer
 from musedraft.vocab import Vocab
@@ -45,6 +46,7 @@ class TrainConfig:
     device: str = "auto"  # 'cpu', 'cuda' or 'auto'
     cpu_bf16: bool = False  # bf16 autocast on CPUs with AVX512-BF16/AMX (~20% faster here); CUDA always uses bf16
     resume: bool = False
+    init: Path | None = None  # start from this checkpoint's weights (fine-tuning: fresh optimiser and schedule)
     progress: bool = True
 
 
@@ -97,6 +99,16 @@ def _load_optimizer(opt: torch.optim.Optimizer, path: Path) -> tuple[int, float]
     return meta["step"], meta["best_valid"]
 
 
+def _initial_weights(folder: Path, vocab: Vocab) -> MusicTransformer:
+    """The checkpoint to fine-tune from; it must speak the shards' vocabulary token for token."""
+    model, _ = load_checkpoint(folder)
+    theirs = Vocab.load(folder)
+    if theirs.tokens != vocab.tokens:
+        raise ModelError(f"{folder} was trained with another vocabulary than the shards' "
+                         f"({theirs.size} vs {vocab.size} tokens); fine-tune from a matching checkpoint.")
+    return model
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) a model; returns the final figures. Under torchrun every rank calls this."""
     from tqdm import tqdm  # noqa: PLC0415
@@ -113,10 +125,15 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.out)
     vocab = Vocab.load(cfg.shards)
     tok = Tokenizer(vocab)
+    start_from = _initial_weights(cfg.init, vocab) if cfg.init else None
+    if start_from is not None:
+        cfg.model = start_from.cfg  # the architecture is the checkpoint's
     cfg.model.vocab_size = vocab.size
     train_s = WindowSampler(Shards(cfg.shards, "train"), tok, cfg.model.context, cfg.fim_rate)
     valid_s = WindowSampler(Shards(cfg.shards, "valid"), tok, cfg.model.context, cfg.fim_rate)
     model = MusicTransformer(cfg.model).to(device)
+    if start_from is not None:
+        model.load_state_dict(start_from.state_dict())
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
