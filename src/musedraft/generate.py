@@ -2,7 +2,7 @@
 
 The request's hard constraints (exact bar count, time signature, tempo, which track slots play and in
 what pitch range, a closing cadence) are masks over the vocabulary; soft ones (stay in the key,
-rhythmic density) are logit biases. Filters run in a fixed order: grammar/constraint mask → biases
+rhythmic density, avoid clashes and parallels with the other voices) are logit biases. Filters run in a fixed order: grammar/constraint mask → biases
 → temperature → top-k → top-p → one draw from a seeded torch.Generator, so a seed fixes the notes.
 """
 
@@ -37,6 +37,8 @@ class SamplingConfig:
     key_penalty: float = 5.0  # logit subtracted from pitches outside the scale; 0 = free chromaticism
     tonic_bias: float = 0.5  # logit added to the tonic triad's pitch classes: keeps the key audible
     offbeat_penalty: float = 0.0  # logit subtracted from onsets between beats (sparser rhythm)
+    clash_penalty: float = 3.0  # logit subtracted from a pitch that clashes with a sounding voice (strong beats; halved elsewhere)
+    parallel_penalty: float = 3.0  # logit subtracted from a pitch that moves in parallel fifths/octaves with another voice
     use_cache: bool = True  # the uncached loop is the reference the tests compare against
 
 
@@ -62,6 +64,27 @@ class Constraints:
         return min(range(self.slots), key=lambda k: sum(self.pitch_ranges[k]))
 
 
+_CLASHES = np.array([d in (1, 2, 6, 10, 11) for d in range(12)])  # seconds, tritones, sevenths (and ninths)
+
+
+@dataclass(frozen=True)
+class _Voice:
+    """A note still sounding, in grid positions from the start of the new music."""
+
+    slot: int
+    pitch: int
+    start: int
+    end: int
+    before: int | None  # the pitch the voice moved from (None after a rest): what parallels are made of
+
+
+def _last_pitch(sounding: list[_Voice], slot: int, now: int) -> int | None:
+    """The pitch a slot's line comes from at `now`: its latest note struck before now that lasts
+    until now (None after a rest)."""
+    earlier = [v for v in sounding if v.slot == slot and v.start < now <= v.end]
+    return earlier[-1].pitch if earlier else None
+
+
 @dataclass
 class _Progress:
     """What the constraint masks need beyond the grammar state."""
@@ -69,6 +92,14 @@ class _Progress:
     grammar: GrammarState = field(default_factory=GrammarState)
     need_tempo: bool = False
     slots_here: list[int] = field(default_factory=list)  # slots already sounding at this position
+    bar_start: int = 0  # grid position where the current bar starts
+    bar_length: int = 0  # grid positions in the current bar
+    pitch: int = -1  # the pitch just chosen, waiting for its duration
+    sounding: list[_Voice] = field(default_factory=list)  # notes that have not ended yet, oldest first
+
+    @property
+    def now(self) -> int:
+        return self.bar_start + max(0, self.grammar.position)
 
 
 class Generator:
@@ -88,6 +119,8 @@ class Generator:
         self.tempo_values = np.array([float(v.value_of(i)) for i in self.tempo_ids])
         self.duration_ids = np.flatnonzero(g.type_mask["Duration"])
         self.duration_beats = np.array([self._beats(v.value_of(i)) for i in self.duration_ids])
+        self.duration_of = np.zeros(self.V)  # beats, for Duration ids
+        self.duration_of[self.duration_ids] = self.duration_beats
         self.eos, self.bar = v["EOS_None"], v["Bar_None"]
         self.res = v.config.beat_res
 
@@ -155,10 +188,35 @@ class Generator:
                 offsets[self.pitch_ids] += np.where(np.isin(pcs, list(TONIC_TRIAD[c.mode])), cfg.tonic_bias, 0.0)
                 if c.mode == "minor":  # prefer the leading tone to the subtonic: what tells A minor from C major
                     offsets[self.pitch_ids] -= np.where(pcs == 7, cfg.tonic_bias, 0.0)
+            if cfg.clash_penalty or cfg.parallel_penalty:
+                offsets[self.pitch_ids] -= self._voice_leading(p, pitches, cfg)
         if s.last == "Pitch" and c.cadence and final:
             bar_beats = s.bar_positions / self.res
             allowed[self.duration_ids] &= self.duration_beats >= bar_beats / 2
         return allowed, offsets
+
+    def _voice_leading(self, p: _Progress, pitches: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
+        """Penalties for each candidate pitch of the slot being written, against the other voices
+        sounding now: a second, seventh or tritone (full on strong beats, half elsewhere: passing
+        notes are fine off the beat), and parallel fifths or octaves with a voice that moved too.
+        Soft: the model may still insist, and the harmony check after generation has the last word."""
+        s, now = p.grammar, p.now
+        numerator = int(s.time_signature.split("/")[0]) if s.time_signature else 4
+        strong = s.position == 0 or (numerator % 2 == 0 and numerator >= 4 and 2 * s.position == s.bar_positions)
+        before = _last_pitch(p.sounding, s.slot, now)
+        penalty = np.zeros(len(pitches), dtype=np.float32)
+        for v in p.sounding:
+            if v.slot == s.slot or not v.start <= now < v.end:
+                continue
+            if cfg.clash_penalty:
+                penalty += np.where(_CLASHES[np.abs(pitches - v.pitch) % 12],
+                                    cfg.clash_penalty * (1.0 if strong else 0.5), 0.0)
+            if cfg.parallel_penalty and before is not None and v.start == now and v.before is not None:
+                was = abs(before - v.before) % 12
+                if was in (0, 7) and v.pitch != v.before:
+                    moved = pitches != before
+                    penalty += np.where(moved & (np.abs(pitches - v.pitch) % 12 == was), cfg.parallel_penalty, 0.0)
+        return penalty
 
     def _cadence_complete(self, p: _Progress, c: Constraints) -> bool:
         return len(p.slots_here) == c.slots and p.grammar.last == "Duration"
@@ -168,10 +226,21 @@ class Generator:
         self.grammar.advance(p.grammar, tid)
         if kind in ("Position", "Bar"):
             p.slots_here = []
+        if kind == "Bar" and p.grammar.bars > 1:
+            p.bar_start += p.bar_length
+        elif kind == "TimeSig":
+            p.bar_length = p.grammar.bar_positions
         elif kind == "Program":
             p.slots_here.append(p.grammar.slot)
         elif kind == "Tempo":
             p.need_tempo = False
+        elif kind == "Pitch":
+            p.pitch = int(self.pitch_of[tid])
+        elif kind == "Duration":
+            now, slot = p.now, p.grammar.slot
+            length = max(1, int(round(self.duration_of[tid] * self.res)))
+            note = _Voice(slot, p.pitch, now, now + length, _last_pitch(p.sounding, slot, now))
+            p.sounding = [v for v in p.sounding if v.end >= now] + [note]
 
     # -- decoding loop ---------------------------------------------------------------------------
     @torch.no_grad()
