@@ -109,6 +109,13 @@ _ALIASES = {
     "sax": "alto sax",
 }
 
+# Choir programs (choir aahs, voice oohs, synth voice) are used interchangeably for sung parts, so a
+# part's name decides which voice it is; and on a choir program "bass" is a singer, not a contrabass.
+_VOICE_PROGRAMS = {52, 53, 54}
+_VOICE_ALIASES = {"bass": "bass voice", "basso": "bass voice", "baritone": "bass voice", "bassus": "bass voice",
+                  "cantus": "soprano", "canto": "soprano", "superius": "soprano", "contratenor": "alto",
+                  "altus": "alto", "quinto": "tenor", "quintus": "tenor"}
+
 INSTRUMENTS: dict[str, Instrument] = {name: Instrument(name, prog, lo, hi) for name, prog, lo, hi in _TABLE}
 
 # Registers name where a part sits, by the median pitch of its notes: the model is told the register
@@ -175,8 +182,14 @@ def instrument_of_track(name: str | None, program: int) -> Instrument:
     ('bass voice', 'violin')
     >>> instrument_of_track("Lead", 41).name
     'viola'
+    >>> instrument_of_track("Bass", 52).name, instrument_of_track("Alto", 52).name   # singers on a choir program
+    ('bass voice', 'alto')
     """
     base = (name or "").strip().lower().rstrip("0123456789 ").strip()
+    if base and program in _VOICE_PROGRAMS:
+        voice = INSTRUMENTS.get(_VOICE_ALIASES.get(base, base))
+        if voice is not None and voice.program in _VOICE_PROGRAMS:
+            return voice
     if base:
         try:
             inst = get_instrument(base)
