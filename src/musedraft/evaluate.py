@@ -4,7 +4,7 @@ For each style, N drafts and the held-out pieces of that style (the valid and te
 training never sees) are scored with `musedraft.metrics`; the table compares the means. Each draft
 mirrors one held-out piece: its key, its metre and its parts (the same instruments, as many lines),
 so a difference in the table is the model's, not a different request's. The harmony checker's
-findings per 100 bars are counted too: real pieces, drafts before and after repair.
+faults (errors and warnings) per 100 bars are counted too: real pieces, drafts before and after repair.
 
     corpus table (held-out splits) ─► real scores (cut to 16-32 bars) ─┐
     compose(style, key, metre, parts) × N ─► repair ─► drafts ─────────┴─► metric means ─► docs/evaluation.md
@@ -77,6 +77,11 @@ def _held_out_rows(style: str, corpus_cache: Path, limit: int, rng: np.random.Ge
     return rows
 
 
+def _faults(findings) -> int:
+    """Findings that are faults: errors and warnings (an "info" remark such as voice crossing is not)."""
+    return sum(f.severity != "info" for f in findings)
+
+
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return float(np.mean(finite)) if finite else math.nan
@@ -115,6 +120,7 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
     rng = np.random.default_rng(seed)
     rows = _held_out_rows(style, cache, max_real, rng)
     composer = model if isinstance(model, Composer) else load_model(model)
+    config = HarmonyConfig.for_style(style)
     notes: list[str] = []
 
     real_values, real_findings, real_bars = [], 0, 0
@@ -123,7 +129,7 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         score = _cut(load_midi(cache / row["midi"]), bars)
         real_values.append(compute_all(score))
         real_bars += bars
-        real_findings += len(check(score))
+        real_findings += _faults(check(score, config))
 
     draft_values, before, after, draft_bars, fallbacks = [], 0, 0, 0, 0
     for i in tqdm(range(n_drafts), desc=f"evaluate {style}", unit="draft", disable=not progress):
@@ -136,8 +142,8 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         except RequestError:  # a key spelling or metre this model does not take: the style's defaults
             fallbacks += 1
             draft = compose(style, bars=bars, seed=seed + i, repair=False, model=composer)
-        result = repair(draft.score, HarmonyConfig.for_style(style))
-        before, after = before + len(result.findings_before), after + len(result.findings_after)
+        result = repair(draft.score, config)
+        before, after = before + _faults(result.findings_before), after + _faults(result.findings_after)
         draft_values.append(compute_all(result.score))
         draft_bars += bars
     if fallbacks:
@@ -192,7 +198,7 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def evaluation_table(results: list[dict[str, Any]]) -> str:
     """Markdown: per style and metric the real and generated means, their relative difference and
-    whether it is within the 10% target; then the harmony findings per 100 bars."""
+    whether it is within the 10% target; then the harmony faults per 100 bars."""
     lines = ["| style | metric | real | generated | difference | within 10% |",
              "|---|---|---:|---:|---:|:---:|"]
     for r in results:
@@ -202,7 +208,7 @@ def evaluation_table(results: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['style']} | {name} | {_fmt(m['real'])} | {_fmt(m['generated'])} | {diff} | "
                          f"{'yes' if m['within_target'] else '**no**'} |")
     if results:
-        lines += ["", "Harmony checker findings per 100 bars:", "",
+        lines += ["", "Harmony checker faults (errors and warnings, the style's `HarmonyConfig`) per 100 bars:", "",
                   "| style | real pieces | drafts before repair | drafts after repair |", "|---|---:|---:|---:|"]
         for r in results:
             h = r["harmony"]
