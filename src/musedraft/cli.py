@@ -38,7 +38,7 @@ def _instruments(text: str) -> list[str | int]:
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="same seed, same notes (default 0)")
-    p.add_argument("--temperature", type=float, default=0.9)
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the generator's)")
     p.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
     p.add_argument("--no-repair", action="store_true", help="skip the harmony repair step")
 

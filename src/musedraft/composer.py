@@ -139,7 +139,7 @@ def _slot_order(insts: list[Instrument]) -> list[int]:
 def compose(style: str | None = None, *, scene: str | None = None, key: str | None = None,
             tempo: float | None = None, time_signature: str | None = None,
             instruments: list[str | int] | None = None, bars: int = 16, seed: int = 0, loop: bool = False,
-            repair: bool = True, temperature: float = 0.9, top_p: float = 0.95, model: Composer | str | None = None):
+            repair: bool = True, temperature: float | None = None, top_p: float | None = None, model: Composer | str | None = None):
     """Compose a new multi-track draft.
 
     Args:
@@ -153,6 +153,8 @@ def compose(style: str | None = None, *, scene: str | None = None, key: str | No
         seed: same seed, same notes.
         loop: write an ending that leads back into the opening (for looping game music) instead of a cadence.
         repair: run the harmony repair and record its edits in the draft.
+        temperature, top_p: sampling settings; None keeps the generator's defaults (1.0, 0.98; see
+            `musedraft.generate.SamplingConfig`).
     Returns:
         A `Draft`; `draft.save("out/")` writes MIDI, MusicXML, audio, JSON and a piano roll.
     """
@@ -164,7 +166,7 @@ def compose(style: str | None = None, *, scene: str | None = None, key: str | No
 def compose_candidates(n: int, style: str | None = None, *, scene: str | None = None, key: str | None = None,
                        tempo: float | None = None, time_signature: str | None = None,
                        instruments: list[str | int] | None = None, bars: int = 16, seed: int = 0,
-                       loop: bool = False, repair: bool = True, temperature: float = 0.9, top_p: float = 0.95,
+                       loop: bool = False, repair: bool = True, temperature: float | None = None, top_p: float | None = None,
                        model: Composer | str | None = None) -> list:
     """`n` drafts of one request, with seeds `seed .. seed+n-1`, generated together as one batch.
 
@@ -211,10 +213,12 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     return drafts
 
 
-def _sampling(temperature: float, top_p: float, density: float):
+def _sampling(temperature: float | None, top_p: float | None, density: float):
+    """The generator's sampling settings; None keeps its default (musedraft.generate.SamplingConfig)."""
     from musedraft.generate import SamplingConfig  # noqa: PLC0415
 
-    return SamplingConfig(temperature=temperature, top_p=top_p, offbeat_penalty=max(0.0, (0.6 - density) * 4))
+    given = {k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}
+    return SamplingConfig(offbeat_penalty=max(0.0, (0.6 - density) * 4), **given)
 
 
 def _ts_score(ts: str) -> Score:
@@ -418,7 +422,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
 
 
 def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int = 0, repair: bool = True,
-                  temperature: float = 0.9, top_p: float = 0.95, model: Composer | str | None = None):
+                  temperature: float | None = None, top_p: float | None = None, model: Composer | str | None = None):
     """Continue a user's music by `bars` bars, ending on a cadence.
 
     Args:
@@ -444,7 +448,7 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
 
 
 def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed: int = 0, repair: bool = True,
-               temperature: float = 0.9, top_p: float = 0.95, model: Composer | str | None = None):
+               temperature: float | None = None, top_p: float | None = None, model: Composer | str | None = None):
     """Rewrite bars `first..last` (1-based, inclusive), keeping the music before and after them.
 
     The new bars are written with both sides in view (fill-in-the-middle), so they lead into what

@@ -46,7 +46,7 @@ class SceneSpec:
     tempo: float | None = None  # quarter notes per minute; default: the preset's
     time_signature: str | None = None  # e.g. "3/4"; default: the preset's
     instruments: tuple[str | int, ...] | None = None  # names or GM programs; default: the preset's
-    temperature: float = 0.9  # sampling temperature
+    temperature: float | None = None  # sampling temperature (None: the generator's default)
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def _scene_spec(t: dict[str, Any], where: str) -> SceneSpec:
     return SceneSpec(name=name, mood=mood, seeds=seeds, bars=bars, loop=loop, title=str(t.get("title", "")),
                      key=t.get("key"), tempo=t.get("tempo"), time_signature=t.get("time_signature"),
                      instruments=tuple(instruments) if instruments else None,
-                     temperature=float(t.get("temperature", 0.9)))
+                     temperature=float(t["temperature"]) if "temperature" in t else None)
 
 
 def pack(config_path: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False, model=None, *,
