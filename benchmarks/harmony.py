@@ -3,6 +3,7 @@ speed against a plain music21 approach — one run, the figures docs/harmony.md 
 
     .venv/bin/python benchmarks/harmony.py                      # every 4-part chorale in the corpus
     .venv/bin/python benchmarks/harmony.py --limit 60           # a quick look
+    .venv/bin/python benchmarks/harmony.py --drafts 22          # also: edits per note on the model's own drafts
     .venv/bin/python benchmarks/harmony.py --midi-dir drafts/   # also: edits per note on these MIDI files
 
 Chorales are parsed from music21's corpus once and cached as MIDI (with pickups padded so bar
@@ -271,6 +272,29 @@ def model_output(midi_dir: Path, config: HarmonyConfig) -> dict:
             "edited_notes_pct": round(100 * edits / max(1, notes), 2), "per_file": per_file[:20]}
 
 
+def model_drafts(n: int, model: str | None) -> dict:
+    """Repair on the model's own output: n drafts as compose() writes them before repair, one per
+    scene preset in turn (16 bars, seeds 100...), each repaired with its style's HarmonyConfig."""
+    from collections import Counter  # noqa: PLC0415
+
+    from musedraft import compose, load_model  # noqa: PLC0415
+    from musedraft.presets import scenes  # noqa: PLC0415
+
+    composer = load_model(model)
+    presets = scenes()
+    edits = notes = 0
+    rules: Counter = Counter()
+    for i in range(n):
+        scene = presets[i % len(presets)]
+        draft = compose(scene=scene.name, bars=16, seed=100 + i, repair=False, model=composer)
+        result = repair(draft.score, HarmonyConfig.for_style(scene.style))
+        edits += len(result.edits)
+        notes += sum(len(t.notes) for t in draft.score.tracks if not t.is_drum)
+        rules.update(e.rule for e in result.edits)
+    return {"drafts": n, "model": composer.model_id, "notes": notes, "edits": edits,
+            "edited_notes_pct": round(100 * edits / max(1, notes), 2), "edits_by_rule": dict(rules.most_common())}
+
+
 def markdown(report: dict) -> str:
     """The figures as the section docs/benchmarks.md merges."""
     out = ["## Harmony check and repair", "", f"`{command()}` — {machine()}.", ""]
@@ -298,6 +322,11 @@ def markdown(report: dict) -> str:
                     ["plain music21 (to_music21, chordify, per-chord tests, VoiceLeadingQuartet)",
                      sp["plain_music21"]["total_s"]],
                     ["speed-up", f"{sp['speedup_vs_plain_total']}x"]]), ""]
+    if "model_drafts" in report:
+        md = report["model_drafts"]
+        out += [f"Repair on the model's own output ({md['model']}: {md['drafts']} drafts, one per scene preset in turn, "
+                f"16 bars, {md['notes']} notes): **{md['edited_notes_pct']}%** of notes edited (target at most 5%); "
+                f"edits by rule: {md['edits_by_rule']}.", ""]
     if "model_output" in report:
         mo = report["model_output"]
         out += [f"Repair on {mo['files']} MIDI files ({mo['notes']} notes): {mo['edited_notes_pct']}% of notes edited.", ""]
@@ -309,6 +338,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--limit", type=int, default=None, help="use only the first N chorales")
     ap.add_argument("--fraction", type=float, default=0.05, help="share of notes to slip")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--drafts", type=int, default=0, help="also compose this many drafts and report repair edits per note")
+    ap.add_argument("--model", default=None, help="checkpoint folder for --drafts (default: the shipped model)")
     ap.add_argument("--midi-dir", type=Path, help="also report repair edits per note on these MIDI files")
     ap.add_argument("--style", default=None, help="corpus style for --midi-dir (HarmonyConfig.for_style)")
     ap.add_argument("--skip", nargs="*", default=(), choices=("false", "recall", "speed"))
@@ -329,6 +360,9 @@ def main(argv: list[str] | None = None) -> dict:
     if "speed" not in args.skip:
         report["speed"] = speed(pieces)
         print(json.dumps({"speed": report["speed"]}, indent=1), flush=True)
+    if args.drafts:
+        report["model_drafts"] = model_drafts(args.drafts, args.model)
+        print(json.dumps({"model_drafts": report["model_drafts"]}, indent=1), flush=True)
     if args.midi_dir:
         report["model_output"] = model_output(args.midi_dir, HarmonyConfig.for_style(args.style))
         print(json.dumps({"model_output": report["model_output"]}, indent=1), flush=True)
