@@ -33,7 +33,7 @@ from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from musedraft import audio
 from musedraft.export import midi_bytes
-from musedraft.score import load_midi
+from musedraft.score import load_midi, seconds_at_tick
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = audio.SAMPLE_RATE
@@ -101,7 +101,7 @@ def measure(score: Score, font: Path, repeats: int) -> dict[str, dict[str, float
         "musedraft library (default)": lambda: audio.render(score, soundfont=font, backend="library"),
         "musedraft library, first in a process": lambda: first_in_process(data, font),
     }
-    music_s = audio.seconds_at_tick(score, score.end())
+    music_s = seconds_at_tick(score, score.end())
     times: dict[str, list[float]] = {name: [] for name in methods}
     lengths: dict[str, float] = {}
     audio.render(score, soundfont=font)  # warm the cache, the OS file cache and imports
@@ -130,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     score = load_midi(args.midi) if args.midi else benchmark_piece()
     fonts = args.soundfont or [Path(p) for p in audio.DEBIAN_SOUNDFONTS if Path(p).is_file() and "default" not in p]
-    music_s = audio.seconds_at_tick(score, score.end())
+    music_s = seconds_at_tick(score, score.end())
     notes = sum(len(t.notes) for t in score.tracks)
     load = os.getloadavg()
     lines = [

@@ -20,6 +20,7 @@ from symusic import Note, Score, Tempo, TimeSignature, Track
 from musedraft import audio
 from musedraft.errors import OutputExistsError, RenderError, RequestError, SoundFontError
 from musedraft.export import write_midi
+from musedraft.score import seconds_at_tick
 
 try:
     import fluidsynth  # noqa: F401
@@ -121,7 +122,7 @@ def test_render_is_stereo_float_covering_the_music_and_its_tail():
     score = two_bars()
     out = audio.render(score)
     assert out.dtype == np.float32 and out.ndim == 2 and out.shape[1] == 2
-    music_s = audio.seconds_at_tick(score, score.end())
+    music_s = seconds_at_tick(score, score.end())
     assert music_s == pytest.approx(4.0)
     assert music_s * SR < len(out) < (music_s + audio.TAIL_MAX_S) * SR
     assert np.max(np.abs(out)) > 1e-3
@@ -169,6 +170,14 @@ def test_silent_render_is_an_error():
         audio.render(song(("drums", 0, [(0, 1, 1)], True)))
     with pytest.raises(RenderError, match="no notes"):
         audio.render(song(("piano", 0, [], False)))
+
+
+def test_a_score_longer_than_an_hour_is_refused_before_any_audio_is_made():
+    """Two hours at 120 BPM would be ~2.5 GB of float audio: refused up front, with what to do."""
+    score = song(("piano", 0, [(0, 1, 60), (14_400, 1, 62)], False))  # the second note starts after 2 h
+    assert seconds_at_tick(score, score.end()) > 7200
+    with pytest.raises(RenderError, match="lasts 120 minutes.*score.clip"):
+        audio.render(score)
 
 
 def test_missing_fluidsynth_program_names_the_package(monkeypatch):

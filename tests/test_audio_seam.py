@@ -22,6 +22,7 @@ from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from musedraft import audio
 from musedraft.errors import SoundFontError
+from musedraft.score import seconds_at_tick
 
 try:
     import fluidsynth  # noqa: F401
@@ -66,7 +67,7 @@ TRACKS = (
 def renders():
     once = audio.render(song(*TRACKS))
     twice = audio.render(song(*TRACKS, repeats=2))  # the ground truth of playing it looped
-    length = int(round(audio.seconds_at_tick(song(*TRACKS), BARS * BEATS * TPQ) * SR))
+    length = int(round(seconds_at_tick(song(*TRACKS), BARS * BEATS * TPQ) * SR))
     assert length == 4 * SR
     assert len(once) > length + WINDOW  # the piece really rings past the loop point
     folded = audio.make_loop(once, length)

@@ -19,6 +19,7 @@ import numpy as np
 from musedraft.errors import RenderError, RequestError, SoundFontError
 from musedraft.export import midi_bytes, midi_file
 from musedraft.files import atomic_path, check_writable
+from musedraft.score import seconds_at_tick
 
 if TYPE_CHECKING:
     from symusic import Score
@@ -31,7 +32,6 @@ __all__ = [
     "render_file",
     "normalize",
     "make_loop",
-    "seconds_at_tick",
     "write_wav",
     "write_ogg",
 ]
@@ -39,6 +39,7 @@ __all__ = [
 SAMPLE_RATE = 44100
 GAIN = 0.2  # FluidSynth's default master gain; output is float, so nothing clips before normalize()
 SILENCE = 1e-4  # peak below -80 dBFS: nothing audible came out
+MAX_MINUTES = 60.0  # longest preview rendered: an hour of float stereo at 44.1 kHz is already 1.3 GB
 TAIL_MAX_S = 10.0  # release + reverb tail we wait for after the last note-off, at most
 OGG_BLOCK = 65536  # frames per soundfile write: one large OGG write has crashed libvorbis
 DEBIAN_SOUNDFONTS = (
@@ -113,11 +114,16 @@ def render(
         float32 array of shape (frames, 2), unnormalised, including the release tail.
 
     Raises:
-        RenderError: FluidSynth is missing, failed, or the result is silent.
+        RenderError: FluidSynth is missing, failed, the result is silent, or the score lasts
+            longer than MAX_MINUTES (the audio would not fit in memory).
         SoundFontError: no usable sound font.
     """
     if not any(len(t.notes) for t in score.tracks):
         raise RenderError("The score has no notes; there is nothing to render.")
+    minutes = seconds_at_tick(score, score.end()) / 60.0
+    if minutes > MAX_MINUTES:
+        raise RenderError(f"The score lasts {minutes:.0f} minutes; previews are rendered up to {MAX_MINUTES:.0f} minutes. "
+                          "Render a section (score.clip(start, end)) or save without audio (--no-audio).")
     font = find_soundfont(soundfont)
     if backend == "library":
         audio = _render_library(score, font, sample_rate)
@@ -276,18 +282,6 @@ def make_loop(audio: np.ndarray, loop_length_samples: int) -> np.ndarray:
         tail = audio[start : start + loop_length_samples]
         out[: len(tail)] += tail
     return out
-
-
-def seconds_at_tick(score: Score, tick: int) -> float:
-    """Wall-clock time of `tick` under the score's tempo map (120 BPM when it has none)."""
-    tpq = score.ticks_per_quarter
-    seconds, last_tick, qpm = 0.0, 0, 120.0
-    for tempo in sorted(score.tempos, key=lambda t: t.time):
-        if tempo.time >= tick:
-            break
-        seconds += (tempo.time - last_tick) / tpq * 60.0 / qpm
-        last_tick, qpm = int(tempo.time), float(tempo.qpm)
-    return seconds + (tick - last_tick) / tpq * 60.0 / qpm
 
 
 def write_wav(

@@ -78,7 +78,8 @@ class Draft:
         """
         if not self.loop:
             return None
-        from musedraft.audio import SAMPLE_RATE, seconds_at_tick  # noqa: PLC0415
+        from musedraft.audio import SAMPLE_RATE  # noqa: PLC0415
+        from musedraft.score import seconds_at_tick  # noqa: PLC0415
 
         length = int(round(seconds_at_tick(self.score, self.loop_end_tick()) * SAMPLE_RATE))
         return {

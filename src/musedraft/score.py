@@ -22,6 +22,7 @@ __all__ = [
     "bar_count",
     "time_signature",
     "tempo_bpm",
+    "seconds_at_tick",
     "notes_array",
     "NOTE_DTYPE",
 ]
@@ -90,14 +91,15 @@ def _validated(score: Score, name: str) -> Score:
         raise InvalidMidiError(f"{name}: event times overflow (absurd tick values); re-export the file.")
     if len(score.tempos) and score.tempos.numpy()["mspq"].min() <= 0:
         raise InvalidMidiError(f"{name}: a tempo of 0 microseconds per quarter note is not valid MIDI; re-export the file.")
-    hours = _seconds_at(score, score.end()) / 3600.0
+    hours = seconds_at_tick(score, score.end()) / 3600.0
     if hours > MidiLimits.max_hours:
         raise InvalidMidiError(f"{name}: lasts {hours:.0f} hours; absurd tick values? At most {MidiLimits.max_hours:.0f} h are accepted.")
     return score
 
 
-def _seconds_at(score: Score, tick: int) -> float:
-    """Seconds at `tick` under the whole tempo map (a fast opening tempo must not hide a slow one)."""
+def seconds_at_tick(score: Score, tick: int) -> float:
+    """Wall-clock seconds at `tick` under the whole tempo map (120 BPM until the first tempo event;
+    a fast opening tempo must not hide a slow one)."""
     tempos = score.tempos.numpy()
     times, mspq = tempos["time"].astype(np.int64), tempos["mspq"].astype(np.float64)
     order = np.argsort(times, kind="stable")
