@@ -207,7 +207,8 @@ def test_decode_names_the_broken_rule(tok):
 # --- keys and time signatures -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["H major", "C dorian", "", "   ", "Cx major", "Cmm", "m", "Cmajor", "Am minor", "C min"])
+@pytest.mark.parametrize("key", ["H major", "C dorian", "", "   ", "Cx major", "Cmm", "m", "Cmajor", "Am minor", "C min",
+                                 "C major please", "D minor key"])
 def test_bad_key_raises_request_error(key):
     with pytest.raises(RequestError, match="Unknown key"):
         parse_key(key)

@@ -41,7 +41,8 @@ def parse_key(key: str) -> tuple[int, str]:
     mode = parts[1].lower() if len(parts) > 1 else "major"
     if len(parts) == 1 and len(tonic) > 1 and tonic.endswith("m"):
         tonic, mode = tonic[:-1], "minor"
-    if not tonic or tonic[0].upper() not in _PC or mode not in MODES or any(c not in "#b" for c in tonic[1:]):
+    if (len(parts) > 2 or not tonic or tonic[0].upper() not in _PC or mode not in MODES
+            or any(c not in "#b" for c in tonic[1:])):
         raise RequestError(f"Unknown key {key!r}; write it like 'D major', 'F# minor', 'Bb major' or 'Am'.")
     pc = _PC[tonic[0].upper()] + tonic[1:].count("#") - tonic[1:].count("b")
     return pc % 12, mode
