@@ -131,8 +131,14 @@ def checkpoint(tmp_path, random_model):
     return folder
 
 
+@pytest.mark.parametrize("checksum", [True, False])
 @pytest.mark.parametrize("damage", ["truncated", "garbage header", "empty", "zeroed"])
-def test_corrupted_weights_raise_model_error(checkpoint, damage):
+def test_corrupted_weights_raise_model_error(checkpoint, damage, checksum):
+    """Caught by the checksum in config.json, and without one (older checkpoints) by safetensors."""
+    if not checksum:
+        meta = json.loads((checkpoint / "config.json").read_text())
+        del meta["sha256"]
+        (checkpoint / "config.json").write_text(json.dumps(meta))
     path = checkpoint / "model.safetensors"
     data = path.read_bytes()
     path.write_bytes({
@@ -142,6 +148,15 @@ def test_corrupted_weights_raise_model_error(checkpoint, damage):
         "zeroed": bytes(len(data)),
     }[damage])
     with pytest.raises(ModelError, match="model.safetensors"):
+        load_checkpoint(checkpoint)
+
+
+def test_a_flipped_bit_in_a_weight_is_caught_by_the_checksum(checkpoint):
+    path = checkpoint / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x10  # inside the last tensor: still a valid file, one weight changed
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum"):
         load_checkpoint(checkpoint)
 
 

@@ -135,9 +135,16 @@ def save_checkpoint(model: MusicTransformer, folder: str | Path, vocab=None, ext
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_model(model, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"model": asdict(model.cfg), **(extra or {})}, indent=1))
+    meta = {"model": asdict(model.cfg), **(extra or {}), "sha256": _sha256(folder / "model.safetensors")}
+    (folder / "config.json").write_text(json.dumps(meta, indent=1))
     if vocab is not None:
         vocab.save(folder)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_checkpoint(folder: str | Path, device: str = "cpu") -> tuple[MusicTransformer, dict]:
@@ -154,6 +161,9 @@ def load_checkpoint(folder: str | Path, device: str = "cpu") -> tuple[MusicTrans
         cfg = ModelConfig(**meta["model"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{folder}/config.json is unreadable: {exc}") from None
+    if "sha256" in meta and meta["sha256"] != _sha256(folder / "model.safetensors"):  # a flipped bit loads silently
+        raise ModelError(f"{folder}/model.safetensors does not match the checksum in its config.json: the file is "
+                         "corrupted or was replaced. Reinstall musedraft, or point to an intact checkpoint.")
     model = MusicTransformer(cfg)
     try:
         load_model(model, str(folder / "model.safetensors"), strict=True, device=device)
