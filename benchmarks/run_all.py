@@ -20,6 +20,7 @@ BENCHMARKS = [
     ("decode", ["benchmarks/decode.py"]),
     ("compose", ["benchmarks/compose.py"]),
     ("candidates", ["benchmarks/candidates.py"]),
+    ("guidance", ["benchmarks/guidance.py", "--n", "22"]),
     ("harmony", ["benchmarks/harmony.py"]),
     ("render", ["benchmarks/render.py"]),
     ("controls", ["benchmarks/controls.py", "--n", "50"]),
