@@ -57,7 +57,6 @@ class Constraints:
     tempo: float | None = None  # forced at the first position of the first new bar
     cadence: bool = True  # close on V(7) → I in the last two bars
     tonic_start: bool = False  # the first downbeat sounds the tonic triad (a fresh piece states its key)
-    one_note_per_slot: bool = True  # each instrument plays one line (no chords within a track)
 
     @property
     def slots(self) -> int:
@@ -159,7 +158,7 @@ class Generator:
         if allowed[self.program_ids].any():
             slots = np.arange(len(self.program_ids))
             ok = slots < c.slots
-            if c.one_note_per_slot and p.slots_here:
+            if p.slots_here:  # each instrument plays one line: one note per slot per onset, in score order
                 ok &= slots > max(p.slots_here)
             if c.cadence and final:
                 ok &= slots == (max(p.slots_here) + 1 if p.slots_here else 0)
