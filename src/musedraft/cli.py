@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--metrics", action="store_true",
                    help="compare drafts with the held-out pieces of each style (musedraft.metrics) and write --out")
-    p.add_argument("--styles", default=None, help="comma-separated styles for --metrics (default: all with test pieces)")
+    p.add_argument("--styles", default=None, help="comma-separated styles for --metrics (default: all with held-out pieces)")
     p.add_argument("--drafts", type=int, default=20, help="drafts per style for --metrics")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=None, help="cache folder holding corpus/ (default: the user cache dir)")
