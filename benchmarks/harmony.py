@@ -251,7 +251,7 @@ def speed(pieces, runs: int = 5) -> dict:
         "ours_check_plus_repair_s": round(ours, 4),
         "ours_first_call_on_this_piece_s": round(first, 4),
         "ours_cold_new_process_with_imports_s": round(_cold(path), 3),
-        "plain_music21": plain[0] | {"total_s": plain_total, "chordify_and_tests_s": plain_tests},
+        "plain_music21": plain[0] | {"total_s": round(plain_total, 4), "chordify_and_tests_s": round(plain_tests, 4)},
         "speedup_vs_plain_total": round(plain_total / ours, 1),
         "speedup_vs_plain_chordify_and_tests_only": round(plain_tests / ours, 1),
     }

@@ -15,8 +15,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 
-from musedraft.harmony.meter import STRONG
-from musedraft.harmony.nct import lone_attack, nct_role, seventh_ok, sixfour_ok
+from musedraft.harmony.meter import BEAT, OFFBEAT, STRONG
+from musedraft.harmony.nct import (
+    chord_change,
+    leading_tone_ok,
+    lone_attack,
+    motion,
+    nct_role,
+    seventh_ok,
+    sixfour_ok,
+)
 from musedraft.harmony.scan import Context, Fault
 from musedraft.harmony.theory import TERTIAN, Chordal, chord_reading
 
@@ -36,6 +44,10 @@ class _Vertical:
         self.bass_note = ctx.bass(k)
         self.bass = int(ctx.pitch[self.bass_note])
         self.top = ctx.top(k)
+        # in chorale-like writing, a chord is struck here: on a strong beat, or on a beat where
+        # (nearly) every voice strikes (instrumental styles ornament their 6/4 chords freely)
+        self.struck = ctx.config.strict_chord_changes and (
+            ctx.strength[k] == STRONG or (ctx.strength[k] == BEAT and chord_change(ctx, k)))
         self._role: dict[tuple[int, int], bool] = {}
 
     def treated(self, x: int, against: int) -> bool:
@@ -44,8 +56,16 @@ class _Vertical:
         return self._role[x, against]
 
     def explained(self, x: int, y: int, q: frozenset[int], info: Chordal) -> bool:
+        """Whether reading q accounts for the dissonance between x and y."""
         ctx = self.ctx
+        if info.name == "major seventh chord" and not (q <= ctx.keys[self.k].pcs or q <= ctx.home.pcs):
+            return False  # I7, IV7 (III7, VI7 in minor) are diatonic: a chromatic one is a misread clash
         x_in, y_in = self.pc[x] in q, self.pc[y] in q
+        if self.struck and (self.bass - info.root) % 12 == 7 and info.size >= 2 and not (
+                x_in and y_in and _leading_tone_kept(q, info)):
+            return False  # a 6/4 struck as a chord is one only when complete: nothing leans on it
+        if ctx.strength[self.k] == OFFBEAT and not self.offbeat_ok(x, y, x_in, y_in):
+            return False
         if not x_in and not y_in:  # two non-chord tones against each other: both need a treatment
             return self.treated(x, y) and self.treated(y, x)
         if not x_in or not y_in:  # a non-chord tone against a chord tone
@@ -63,6 +83,19 @@ class _Vertical:
             return complete or sixfour_ok(ctx, hi, lo, self.k)  # a full 6/4 chord is a chord
         return True  # the tritone of a diminished triad, a fourth inside a seventh chord
 
+    def offbeat_ok(self, x: int, y: int, x_in: bool, y_in: bool) -> bool:
+        """Off the beat (in chorale-like writing: `config.strict_chord_changes`), a chord struck by
+        every voice carries no non-chord tone, and a chord tone struck again (a repeated note) is no
+        new harmony that a voice striking with it may clash against."""
+        ctx = self.ctx
+        if not ctx.config.strict_chord_changes:
+            return True
+        if not (x_in and y_in) and len(self.notes) >= 3 and all(ctx.start[i] == self.t for i in self.notes):
+            return False
+        if ctx.start[x] != self.t or ctx.start[y] != self.t:
+            return True
+        return not any(is_in and motion(ctx, z)[0] == 0 for z, is_in in ((x, x_in), (y, y_in)))
+
     def diminished_ok(self, info: Chordal) -> bool:
         """A diminished triad is a leading-tone chord (MIDI cannot tell it from an incomplete
         diminished seventh, so any of the four positions may be the leading tone): one of them
@@ -73,7 +106,10 @@ class _Vertical:
         if not any((info.root + 3 * i + 1) % 12 in key for i in leads):
             return False
         fifths = [i for i in self.notes if self.pc[i] == (info.root + 6) % 12]
-        return any(seventh_ok(ctx, i, self.k, info.name) for i in fifths)  # one voice resolves a doubled fifth
+        if not any(seventh_ok(ctx, i, self.k, info.name) for i in fifths):  # one voice resolves a doubled fifth
+            return False
+        roots = [i for i in self.notes if self.pc[i] == info.root and ctx.start[i] == self.t]
+        return all(leading_tone_ok(ctx, i, bass=i == self.bass_note) for i in roots)
 
     def blame(self, x: int, y: int, q: frozenset[int], info: Chordal) -> int:
         """Which note of an unexplained pair is the slip."""
@@ -89,6 +125,11 @@ class _Vertical:
             return x if ctx.pitch[x] > ctx.pitch[y] else y
         key_pcs = ctx.keys[self.k].pcs
         return min((x, y), key=lambda i: (ctx.start[i] != self.t, self.pc[i] in key_pcs, i == self.top, -ctx.track[i]))
+
+
+def _leading_tone_kept(q: frozenset[int], info: Chordal) -> bool:
+    """A dominant seventh may leave out its fifth, never its third (the leading tone)."""
+    return info.name != "incomplete dominant-seventh chord" or (info.root + 4) % 12 in q
 
 
 _TRIADS = {"major triad", "minor triad", "diminished triad", "augmented triad"}
@@ -131,27 +172,32 @@ class Verdict:
 
 
 # How unusual each kind of reading is, in non-chord tones' worth: a plain triad is what a listener
-# hears first; a seventh chord, a bare dyad or a chromatic chord needs more persuading.
+# hears first; a seventh chord, a bare dyad or a chromatic chord needs more persuading, and an
+# augmented triad (all but absent from chorales) or a dominant seventh without its leading tone more still.
 _QUALITY_COST = {
     "major triad": 0.0, "minor triad": 0.0, "dominant seventh chord": 0.25, "diminished seventh chord": 0.25,
     "incomplete dominant-seventh chord": 0.5, "minor seventh chord": 0.5, "half-diminished seventh chord": 0.5,
-    "diminished triad": 0.5, "major seventh chord": 0.75, "augmented triad": 0.75,
+    "diminished triad": 0.5, "major seventh chord": 0.75, "augmented triad": 1.5,
     "Perfect Fifth": 0.75, "Major Third": 0.75, "Minor Third": 0.75, "Major Sixth": 0.75, "Minor Sixth": 0.75,
     "Perfect Fourth": 0.75, "note": 1.25,  # a fourth is a fifth upside down: pitch classes have no order
 }
 
 
 def plausibility_cost(r: int, q: frozenset[int], info: Chordal, key: frozenset[int], bass_pc: int) -> float:
-    """How far-fetched a reading is: its non-chord tones, its chord type, chromatic members, and a
-    bass that is not the root.
+    """How far-fetched a reading is: its non-chord tones, its chord type, chromatic members, a
+    dominant seventh that leaves out its leading tone, and a bass that is not the root.
 
     >>> c_major, g7 = frozenset({0, 2, 4, 5, 7, 9, 11}), chord_reading(frozenset({7, 11, 2, 5}))
     >>> plausibility_cost(0, frozenset({0, 4, 7}), chord_reading(frozenset({0, 4, 7})), c_major, 0)
     0.0
     >>> plausibility_cost(0, frozenset({7, 11, 2, 5}), g7, c_major, 11)   # V6/5: a seventh, inverted
     0.5
+    >>> plausibility_cost(0, frozenset({7, 2, 5}), chord_reading(frozenset({7, 2, 5})), c_major, 7)  # G-D-F: no B
+    1.5
     """
     cost = r + _QUALITY_COST.get(info.name, 1.0) + 0.5 * sum(p not in key for p in q)
+    if not _leading_tone_kept(q, info):
+        cost += 1.0
     if info.size >= 2 and bass_pc != info.root:
         cost += 0.5 if info.size >= 3 and bass_pc == (info.root + 7) % 12 else 0.25  # 6/4, else an inversion
     return cost

@@ -54,16 +54,18 @@ class HarmonyConfig:
     allow_voice_crossing: bool = False  # True silences voice-crossing (free polyphony, instruments)
     key_window_bars: int = 4  # bars of music each local key is judged from
     home_key_too: bool = True  # a pitch of the piece's own key is never "out of key"
-    leading_tones: bool = True  # a chromatic note that moves on by a semitone is a leading tone
+    leading_tones: bool = True  # a chromatic note moving on by a semitone the way it is written leads there
     applied_slack: float = 1.0  # how much less plausible than the likeliest an applied-chord reading may be
     applied_resolve: bool = False  # a chromatic chord note must move on by step (not leap away)
-    strict_chord_changes: bool = True  # where a new chord is struck, only short ornaments may clash
+    strict_chord_changes: bool = True  # chorale habits: a struck chord (a 6/4 too) takes only short ornaments
+    # (nct_role and clash say which); instrumental styles ornament and repeat notes more freely
     accented_passing_tones: bool = True  # passing/neighbour tones may fall on strong beats (Bach does)
     contrary_parallels: bool = False  # also fifths/octaves by contrary motion (strict counterpoint)
     doubling_run: int = 3  # this many consecutive octaves between two voices is doubling, not a fault
     dim_any_root: bool = False  # any member of a diminished triad may be its leading tone
     dim_fifth_free: bool = True  # a diminished triad's fifth may rise by step as well as fall
-    strict_sevenths: bool = True  # sevenths of non-dominant chords must be prepared or passing
+    strict_sevenths: bool = True  # sevenths and leading tones resolve in their own line (seventh_ok,
+    # leading_tone_ok); sevenths of non-dominant chords must be prepared or passing
     max_removed: int = 2  # non-chord tones a vertical may carry and still read as a chord
     reading_slack: float = 0.5  # readings this much less plausible than the likeliest may excuse a clash
     repair_rules: tuple[str, ...] | None = None  # rules repair fixes (None: every enabled rule above "info")

@@ -12,7 +12,8 @@ from musedraft.harmony.meter import OFFBEAT, STRONG
 from musedraft.harmony.scan import Context
 from musedraft.harmony.theory import TERTIAN, chord_reading
 
-__all__ = ["motion", "nct_role", "seventh_ok", "sixfour_ok", "lone_attack", "DOMINANT_SEVENTHS"]
+__all__ = ["motion", "nct_role", "seventh_ok", "leading_tone_ok", "sixfour_ok", "lone_attack", "chord_change",
+           "DOMINANT_SEVENTHS"]
 
 DOMINANT_SEVENTHS = {"dominant seventh chord", "incomplete dominant-seventh chord"}
 _CLASHING = frozenset({1, 2, 10, 11})  # a resolution may land on a tritone: the next chord's dominant seventh
@@ -60,9 +61,10 @@ _RESOLVING = {"suspension", "retardation", "passing", "neighbour", "appoggiatura
 def nct_role(ctx: Context, x: int, k: int, against: int | None = None) -> str | None:
     """How non-chord tone x is treated at onset k, or None if it is not treated at all.
 
-    Names follow the textbooks: a held note that falls by step is a suspension; a note between two
-    steps in one direction is passing, turning back a neighbour; a leap into a note resolved by a
-    step the other way an appoggiatura; off the beat also escape tones and anticipations. With
+    Names follow the textbooks: a held note that falls by step is a suspension (one that rises, a
+    retardation); a note between two steps in one direction is passing, turning back a neighbour;
+    a leap into a note resolved by a step the other way (to the next degree, not C to C#) an
+    appoggiatura; off the beat also escape tones and anticipations (stepped into). With
     `against` (the note it clashes with), the note it resolves to must be consonant with that note:
     a dissonance that "resolves" into another clash was never resolved.
 
@@ -83,10 +85,12 @@ def nct_role(ctx: Context, x: int, k: int, against: int | None = None) -> str | 
     fall = None if res is None else res - int(ctx.pitch[x])
     strong = ctx.strength[k] == STRONG
     role = None
-    if _prepared(ctx, x, t):
+    chorale = ctx.config.strict_chord_changes
+    # Held over, or struck again (in chorale writing only on a beat: off it, a repeated note).
+    if _prepared(ctx, x, t) and not (chorale and ctx.start[x] == t and ctx.strength[k] == OFFBEAT):
         if fall is not None and -2 <= fall <= -1:
             role = "suspension"
-        elif fall == 1:
+        elif fall is not None and 1 <= fall <= 2:
             role = "retardation"
         elif (((ctx.start[x] < t and ctx.end[x] - ctx.start[x] >= 2 * ctx.beat_ticks) or (a_in == 0 and a_out == 0))
               and (ctx.pitch[x] == min(ctx.pitch[i] for i in ctx.sounding[k])
@@ -102,17 +106,22 @@ def nct_role(ctx: Context, x: int, k: int, against: int | None = None) -> str | 
     if role is None and not strong:
         if _step(a_in) and _leap(a_out) and (a_in > 0) != (a_out > 0):
             role = "escape"
-        elif (a_out == 0 and ctx.start[x] == t and ctx.strength[k] == OFFBEAT
-              and ctx.end[x] - ctx.start[x] <= ctx.beat_ticks // 2):
+        elif (a_out == 0 and (_step(a_in) or not chorale) and ctx.start[x] == t
+              and ctx.strength[k] == OFFBEAT and ctx.end[x] - ctx.start[x] <= ctx.beat_ticks // 2):
             role = "anticipation"  # a short note off the beat that the next beat repeats
+    if role == "appoggiatura" and abs(fall) == 1 and _inflection(ctx, x, res):
+        return None  # leapt onto C, then C#: an inflection, not a lean into the next degree
     if role is not None and strong and role not in _STRONG_ROLES:
         if not (ctx.config.accented_passing_tones and role in _ACCENTED_ROLES):
             return None
-    if role is not None and ctx.start[x] == t and role != "suspension" and ctx.config.strict_chord_changes and _chord_change(ctx, k):
+    if role is not None and ctx.start[x] == t and role != "suspension" and chorale and chord_change(ctx, k):
         # Where (nearly) every voice strikes a new chord, a non-chord tone among them is a passing
-        # note (on the downbeat only a quick one) or a short appoggiatura — or a wrong note.
+        # note (on the downbeat only a quick one) or a short appoggiatura — or a wrong note. A
+        # chromatic one only passes, and quickly.
         short = ctx.end[x] - ctx.start[x] <= ctx.beat_ticks // 2
-        if not (role == "passing" and (short or not strong)) and not (role in ("neighbour", "appoggiatura") and short):
+        diatonic = ctx.in_key(x)
+        if not (role == "passing" and (short or (not strong and diatonic))) and not (
+                role in ("neighbour", "appoggiatura") and short and diatonic):
             return None
     if role in _RESOLVING and against is not None and res is not None:
         if (abs(res - int(ctx.pitch[against])) % 12 in _CLASHING
@@ -121,7 +130,13 @@ def nct_role(ctx: Context, x: int, k: int, against: int | None = None) -> str | 
     return role
 
 
-def _chord_change(ctx: Context, k: int) -> bool:
+def _inflection(ctx: Context, x: int, to_pitch: int) -> bool:
+    """Whether x moves to `to_pitch` by a chromatic semitone (the same letter, C to C#) in its key."""
+    key = ctx.key_of(x)
+    return key.spell(ctx.pitch[x])[0] == key.spell(to_pitch)[0]
+
+
+def chord_change(ctx: Context, k: int) -> bool:
     """At least three voices strike together at onset k, and at most one holds over."""
     t = ctx.onsets[k]
     attacks = sum(ctx.start[i] == t for i in ctx.sounding[k])
@@ -138,10 +153,12 @@ def _voice_pitch_at(ctx: Context, y: int, t: int) -> int:
 
 def seventh_ok(ctx: Context, x: int, k: int, chord_name: str = "dominant seventh chord") -> bool:
     """Whether a chord seventh (or a diminished triad's fifth) is handled as tonal music handles it:
-    prepared — held over or struck again from the chord before, an octave leap included — it is
-    free; otherwise it falls by step or holds, and (with `config.strict_sevenths`) the seventh of
-    any chord but the dominant must also be stepped into. In diminished chords, where every member
-    leans somewhere, a step either way will do.
+    held over from the chord before it is free; struck again (an octave leap included) it moves on
+    by step or holds; otherwise it falls by step — if it holds or repeats first, where the line
+    moves on — and is not left hanging before a rest. Those are chorale habits
+    (`config.strict_sevenths`, which also has the seventh of any chord but the dominant stepped
+    into); instrumental styles resolve a seventh in another voice or after an arpeggio. In
+    diminished chords, where every member leans somewhere, a step either way will do.
 
     >>> from musedraft.harmony.testing import context_of, note_at, onset_at, voices
     >>> ctx = context_of(voices("G4:2 F4 E4", "D4:2 D4 C4", "B3:2 B3 C4", "G2:2 G2 C3"))  # 8-7 over G, to E
@@ -152,17 +169,53 @@ def seventh_ok(ctx: Context, x: int, k: int, chord_name: str = "dominant seventh
     False
     """
     a_in, _ = motion(ctx, x)
-    if ctx.start[x] < ctx.onsets[k] or (a_in is not None and a_in % 12 == 0):
+    if ctx.start[x] < ctx.onsets[k]:
         return True
+    strict = ctx.config.strict_sevenths
     res = _resolution(ctx, x)
-    if res is None:
-        return True  # the piece ends on it
-    d = res - int(ctx.pitch[x])
+    d = None if res is None else res - int(ctx.pitch[x])
+    if a_in is not None and a_in % 12 == 0:
+        return d is None or abs(d) <= 2 or not strict
+    if d == 0 and strict:  # held on, or struck again: it resolves where the line moves on
+        d = _after_repeats(ctx, x)
+    if d is None:
+        return not strict  # left hanging before a rest or the end (another instrument may resolve it)
     if chord_name == "diminished seventh chord" or (chord_name == "diminished triad" and ctx.config.dim_fifth_free):
         return abs(d) <= 2
-    if chord_name not in DOMINANT_SEVENTHS and ctx.config.strict_sevenths and not (a_in is None or _step(a_in)):
+    if chord_name not in DOMINANT_SEVENTHS and strict and not (a_in is None or _step(a_in)):
         return False  # other sevenths are prepared or stepped into (or enter after a rest)
     return -2 <= d <= 0
+
+
+def _after_repeats(ctx: Context, x: int) -> int | None:
+    """Semitones from x to the first different pitch its line moves on to (None: it never moves)."""
+    q = ctx.next[x]
+    while q >= 0 and ctx.pitch[q] == ctx.pitch[x]:
+        q = ctx.next[q]
+    return None if q < 0 else int(ctx.pitch[q] - ctx.pitch[x])
+
+
+def leading_tone_ok(ctx: Context, x: int, bass: bool = False) -> bool:
+    """Whether a leading tone moves as one: leapt into, it rises to its tonic by step; stepped
+    into, it may also fall or hold, but it does not leap upward, and in the bass it does not leap
+    (chorale voice leading, `config.strict_sevenths`; arpeggiated figures leap from it freely).
+
+    >>> from musedraft.harmony.testing import context_of, note_at, voices
+    >>> ctx = context_of(voices("D5:2 B4 C5", "F4:4", "D4:4", "G3:4"))   # leapt onto B4, up to C5
+    >>> leading_tone_ok(ctx, note_at(ctx, "soprano", 2))
+    True
+    >>> ctx = context_of(voices("D5:2 B4 G4", "F4:4", "D4:4", "G3:4"))   # leapt onto B4, then away
+    >>> leading_tone_ok(ctx, note_at(ctx, "soprano", 2))
+    False
+    """
+    a_in, _ = motion(ctx, x)
+    res = _resolution(ctx, x)
+    if res is None or not ctx.config.strict_sevenths:
+        return True
+    d = res - int(ctx.pitch[x])
+    if _leap(a_in):
+        return 1 <= d <= 2
+    return -2 <= d <= 2 if bass else d <= 2
 
 
 def sixfour_ok(ctx: Context, upper: int, bass: int, k: int) -> bool:

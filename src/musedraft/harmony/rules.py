@@ -15,7 +15,7 @@ from musedraft.harmony.clash import heard_readings
 from musedraft.harmony.keys import Key
 from musedraft.harmony.nct import motion
 from musedraft.harmony.scan import Context, Fault
-from musedraft.harmony.theory import Chordal, chord_reading, parallel_motion, scale_pcs
+from musedraft.harmony.theory import Chordal, alteration, chord_reading, parallel_motion, scale_pcs
 
 __all__ = ["out_of_key_faults", "voice_faults", "parallel_faults", "crossing_faults", "range_faults"]
 
@@ -50,12 +50,18 @@ def _chords_in(q: frozenset[int], info: Chordal) -> list[Chordal]:
     return [c for c in full if c is not None and c.name in ("major triad", "minor triad", "diminished triad")]
 
 
+def _leaning(ctx: Context, x: int) -> int:
+    """+1 for a note written raised in its local key (it leads up), -1 for a lowered one (down)."""
+    key = ctx.key_of(x)
+    return alteration(int(ctx.pitch[x] % 12), key.tonic, key.mode)
+
+
 def _explained_chromatic(ctx: Context, x: int) -> bool:
-    """A chromatic note that leans by a semitone into its next note (a leading tone, a chromatic
-    appoggiatura), or that belongs to an applied or borrowed chord sounding with it (other notes
-    there may be non-chord tones)."""
+    """A chromatic note that leans by a semitone into its next note the way it is written (a raised
+    note up, as a leading tone; a lowered one down), or that belongs to an applied or borrowed chord
+    sounding with it (other notes there may be non-chord tones)."""
     _, a_out = motion(ctx, x)
-    if ctx.config.leading_tones and a_out is not None and abs(a_out) == 1:
+    if ctx.config.leading_tones and a_out is not None and a_out == _leaning(ctx, x):
         return True
     if ctx.config.applied_resolve and a_out is not None and abs(a_out) > 2:
         return False

@@ -24,6 +24,7 @@ __all__ = [
     "pitch_name",
     "key_name",
     "scale_pcs",
+    "alteration",
     "Chordal",
     "TERTIAN",
     "chord_reading",
@@ -148,6 +149,22 @@ def scale_pcs(tonic: int, mode: str) -> frozenset[int]:
     return frozenset(p.pitchClass for s in scales for p in s.getPitches())
 
 
+@lru_cache(maxsize=24 * 12)
+def alteration(pc: int, tonic: int, mode: str) -> int:
+    """+1 if a pitch class is written as a raised note in the key (C# in C major), -1 if lowered
+    (Eb in C major), 0 if it is on the key signature: a raised note leans up, a lowered one down.
+
+    >>> alteration(1, 0, "major"), alteration(3, 0, "major"), alteration(7, 0, "major")
+    (1, -1, 0)
+    >>> alteration(2, 6, "major"), alteration(4, 2, "minor")   # D in F# major, E in D minor
+    (-1, 0)
+    """
+    spelled = pitch.Pitch(_m21(pitch_name(60 + pc, tonic, mode)))
+    signature = key.Key(_m21(key_name(tonic, mode).split()[0]), mode).accidentalByStep(spelled.step)
+    alter = spelled.alter - (signature.alter if signature is not None else 0)
+    return (alter > 0) - (alter < 0)
+
+
 @dataclass(frozen=True)
 class Chordal:
     """What music21 makes of a set of pitch classes sounding together."""
@@ -164,7 +181,8 @@ TERTIAN = frozenset({
     "major triad", "minor triad", "diminished triad", "augmented triad",
     "dominant seventh chord", "minor seventh chord", "major seventh chord",
     "half-diminished seventh chord", "diminished seventh chord",
-    "incomplete dominant-seventh chord",  # V7 without its fifth, everyday in four parts
+    "incomplete dominant-seventh chord",  # V7 without its fifth, everyday in four parts (music21 also
+    # names V7 without its third so: clash.plausibility_cost ranks that one far lower)
 })
 _DYADS = {"note", "Minor Third", "Major Third", "Minor Sixth", "Major Sixth", "Perfect Fifth", "Perfect Fourth"}
 
