@@ -141,3 +141,53 @@ def test_off_the_beat_a_voice_striking_with_a_repeated_note_is_consonant_with_it
     assert findings("C5:1.5 E5:0.5 E5:2", "G4:4", "E4:4", "C3:1.5 C3:0.5 C3:2") == []
     assert findings("C5:1.5 D5:0.5 E5:2", "G4:4", "E4:4", "C3:1.5 C3:0.5 C3:2") == [
         ("weak-clash", 1, 2.5, "soprano", "D5")]
+
+
+# --- issue #3, second round: melodic and cross-voice evidence ------------------------------------
+
+_C_MAJOR_BAR = ("E5 D5 C5:2 ", "C5 B4 A4:2 ", "G4 G4 E4:2 ", "C3 G2 A2:2 ")  # sets the key: C major
+
+
+def after_c_major(*bar2: str) -> list[tuple[str, int, float, str, str]]:
+    return findings(*(a + b for a, b in zip(_C_MAJOR_BAR, bar2, strict=True)))
+
+
+def test_chromatic_leading_tone_of_a_diminished_triad_rises():
+    # vii°6/V (F#-A-C): F#4 rising to G4 leads; falling back to E4 it was never a leading tone
+    assert after_c_major("E5:2 C5 B4", "G4:2 F#4 G4", "C4:2 C4 D4", "C3:2 A2 G2") == []
+    found = after_c_major("E5:2 C5 B4", "G4:2 F#4 E4", "C4:2 C4 G3", "C3:2 A2 E3")
+    assert {(rule, bar, beat) for rule, bar, beat, *_ in found} == {("clash", 2, 3.0)}
+
+
+def test_non_chord_tone_in_a_cross_relation_is_no_ornament():
+    # D5 passes over the C chord; with D#4 struck in the tenor right after, the line says D and
+    # the next chord says D#: the passing tone is a wrong note (or the D# is)
+    assert after_c_major("E5:1.5 D5:0.5 C5:2", "G4:2 A4:2", "C4:2 E4:2", "C3:2 A2:2") == []
+    found = after_c_major("E5:1.5 D5:0.5 C5:2", "G4:2 A4:2", "C4:2 D#4:2", "C3:2 A2:2")
+    assert ("weak-clash", 2, 2.5, "soprano", "D5") in found
+
+
+def test_chromatic_note_in_a_cross_relation_moves_on_by_a_semitone():
+    # F#4 of V7/V right after the bass's F3: rising to G4 it is a chromatic leading tone; leaping
+    # down to D4 it contradicts the F3 for nothing
+    assert after_c_major("C5:2 D5 D5", "A4:2 C5 B4", "C4:2 F#4 G4", "F3:2 D3 G2") == []
+    assert [f[:3] for f in after_c_major("C5:2 D5 D5", "A4:2 C5 B4", "C4:2 F#4 D4", "F3:2 D3 G2")] == [
+        ("clash", 2, 3.0)]
+
+
+def test_seventh_leapt_into_resolves_at_once():
+    # F4 leapt into from A4 as G7's seventh falls to E4; struck and then repeated, it hangs: a slip
+    assert after_c_major("E5:2 D5 C5", "A4:2 F4 E4", "C4:2 B3 C4", "C3:2 G2 C3") == []
+    assert after_c_major("E5:2 D5 D5", "A4:2 F4 F4", "C4:2 B3 B3", "C3:2 G2 G2") == [
+        ("clash", 2, 3.0, "alto", "F4")]
+
+
+def test_struck_chord_left_as_a_bare_fifth_explains_nothing():
+    # every voice strikes on beat 3: C/E with two passing E's is a chord; D5 over them leaves
+    # only G-D, and two struck E's cannot both be non-chord tones of a bare fifth
+    ending = ("C5:4", "E4:4", "G3:4", "E3:4")
+    good = ("E5 B4 C5 B4 ", "G4 F4 E4 D4 ", "C4 G3 G3 G3 ", "C3 D3 E3 F3 ")
+    bad = ("E5 B4 D5 B4 ", *good[1:])
+    assert after_c_major(*(a + b for a, b in zip(good, ending, strict=True))) == []
+    found = after_c_major(*(a + b for a, b in zip(bad, ending, strict=True)))
+    assert ("clash", 2, 3.0, "soprano", "D5") in found

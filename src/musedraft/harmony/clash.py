@@ -17,7 +17,9 @@ from itertools import combinations
 
 from musedraft.harmony.meter import BEAT, OFFBEAT, STRONG
 from musedraft.harmony.nct import (
+    _resolution,
     chord_change,
+    cross_relation,
     leading_tone_ok,
     lone_attack,
     motion,
@@ -49,17 +51,47 @@ class _Vertical:
         self.struck = ctx.config.strict_chord_changes and (
             ctx.strength[k] == STRONG or (ctx.strength[k] == BEAT and chord_change(ctx, k)))
         self._role: dict[tuple[int, int], bool] = {}
+        self._cross: dict[int, bool] = {}
+        self.changes = ctx.config.strict_chord_changes and chord_change(ctx, k)
 
     def treated(self, x: int, against: int) -> bool:
+        """Whether non-chord tone x has a treatment against `against`; in chorale writing, none
+        excuses an ornament that sounds its letter against the other accidental in another voice
+        just before or after (a cross-relation): the line and the harmony disagree about the note."""
         if (x, against) not in self._role:
-            self._role[x, against] = nct_role(self.ctx, x, self.k, against) is not None
+            role = nct_role(self.ctx, x, self.k, against)
+            self._role[x, against] = role is not None and (
+                role == "pedal" or not self.ctx.config.strict_chord_changes or not self.cross(x))
         return self._role[x, against]
+
+    def cross(self, x: int) -> bool:
+        if x not in self._cross:
+            self._cross[x] = cross_relation(self.ctx, x, self.k)
+        return self._cross[x]
+
+    def chromatic_cross(self, x: int) -> bool:
+        """A chromatic note struck in a cross-relation with another voice is only a chromatic line
+        (or a leading tone) moving on by a semitone; leaping or stepping a tone away, it is a slip."""
+        ctx = self.ctx
+        if ctx.start[x] != self.t or ctx.in_key(x) or not self.cross(x):
+            return False
+        res = _resolution(ctx, x)
+        return res is not None and abs(res - int(ctx.pitch[x])) != 1
+
+    def bare(self, q: frozenset[int], info: Chordal) -> bool:
+        """Where three or more voices strike a new chord, a bare fifth (or one note) left over after
+        setting aside two or more struck notes as non-chord tones is no chord: it explains nothing."""
+        if info.name not in _BARE or not self.changes:
+            return False
+        return sum(self.pc[i] not in q and self.ctx.start[i] == self.t for i in self.notes) >= 2
 
     def explained(self, x: int, y: int, q: frozenset[int], info: Chordal) -> bool:
         """Whether reading q accounts for the dissonance between x and y."""
         ctx = self.ctx
         if info.name == "major seventh chord" and not (q <= ctx.keys[self.k].pcs or q <= ctx.home.pcs):
             return False  # I7, IV7 (III7, VI7 in minor) are diatonic: a chromatic one is a misread clash
+        if self.bare(q, info) or (ctx.config.strict_chord_changes and (self.chromatic_cross(x) or self.chromatic_cross(y))):
+            return False
         x_in, y_in = self.pc[x] in q, self.pc[y] in q
         if self.struck and (self.bass - info.root) % 12 == 7 and info.size >= 2 and not (
                 x_in and y_in and _leading_tone_kept(q, info)):
@@ -132,6 +164,7 @@ def _leading_tone_kept(q: frozenset[int], info: Chordal) -> bool:
     return info.name != "incomplete dominant-seventh chord" or (info.root + 4) % 12 in q
 
 
+_BARE = {"Perfect Fifth", "Perfect Fourth", "note"}  # no third: nothing says which chord it is
 _TRIADS = {"major triad", "minor triad", "diminished triad", "augmented triad"}
 
 

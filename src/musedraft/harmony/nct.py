@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from musedraft.harmony.meter import OFFBEAT, STRONG
 from musedraft.harmony.scan import Context
-from musedraft.harmony.theory import TERTIAN, chord_reading
+from musedraft.harmony.theory import TERTIAN, chord_reading, chromatic_semitone
 
 __all__ = ["motion", "nct_role", "seventh_ok", "leading_tone_ok", "sixfour_ok", "lone_attack", "chord_change",
-           "DOMINANT_SEVENTHS"]
+           "cross_relation", "DOMINANT_SEVENTHS"]
 
 DOMINANT_SEVENTHS = {"dominant seventh chord", "incomplete dominant-seventh chord"}
 _CLASHING = frozenset({1, 2, 10, 11})  # a resolution may land on a tritone: the next chord's dominant seventh
@@ -154,8 +154,8 @@ def _voice_pitch_at(ctx: Context, y: int, t: int) -> int:
 def seventh_ok(ctx: Context, x: int, k: int, chord_name: str = "dominant seventh chord") -> bool:
     """Whether a chord seventh (or a diminished triad's fifth) is handled as tonal music handles it:
     held over from the chord before it is free; struck again (an octave leap included) it moves on
-    by step or holds; otherwise it falls by step — if it holds or repeats first, where the line
-    moves on — and is not left hanging before a rest. Those are chorale habits
+    by step or holds; otherwise it falls by step — at once when it was leapt into; stepped into, or
+    after a rest, where the line moves on — and is not left hanging before a rest. Those are chorale habits
     (`config.strict_sevenths`, which also has the seventh of any chord but the dominant stepped
     into); instrumental styles resolve a seventh in another voice or after an arpeggio. In
     diminished chords, where every member leans somewhere, a step either way will do.
@@ -177,6 +177,8 @@ def seventh_ok(ctx: Context, x: int, k: int, chord_name: str = "dominant seventh
     if a_in is not None and a_in % 12 == 0:
         return d is None or abs(d) <= 2 or not strict
     if d == 0 and strict:  # held on, or struck again: it resolves where the line moves on
+        if _leap(a_in) and chord_name not in ("diminished seventh chord", "diminished triad"):
+            return False  # a seventh leapt into resolves at once: struck twice first, it is a slip
         d = _after_repeats(ctx, x)
     if d is None:
         return not strict  # left hanging before a rest or the end (another instrument may resolve it)
@@ -197,8 +199,10 @@ def _after_repeats(ctx: Context, x: int) -> int | None:
 
 def leading_tone_ok(ctx: Context, x: int, bass: bool = False) -> bool:
     """Whether a leading tone moves as one: leapt into, it rises to its tonic by step; stepped
-    into, it may also fall or hold, but it does not leap upward, and in the bass it does not leap
-    (chorale voice leading, `config.strict_sevenths`; arpeggiated figures leap from it freely).
+    into, it may also fall or hold, but it does not leap upward, and in the bass it does not leap;
+    a chromatic one (the leading tone of an applied chord, outside the local key) rises a semitone,
+    at once or after repeating, unless it only turns back to the note it came from (chorale voice
+    leading, `config.strict_sevenths`; arpeggiated figures leap from it freely).
 
     >>> from musedraft.harmony.testing import context_of, note_at, voices
     >>> ctx = context_of(voices("D5:2 B4 C5", "F4:4", "D4:4", "G3:4"))   # leapt onto B4, up to C5
@@ -207,12 +211,21 @@ def leading_tone_ok(ctx: Context, x: int, bass: bool = False) -> bool:
     >>> ctx = context_of(voices("D5:2 B4 G4", "F4:4", "D4:4", "G3:4"))   # leapt onto B4, then away
     >>> leading_tone_ok(ctx, note_at(ctx, "soprano", 2))
     False
+    >>> lower = ("C5 B4 A4:2 E4 D4 C4:2", "G4 G4 E4:2 C4 C4 C4:2", "C3 G2 A2:2 C3 D3 C3:2")  # C major
+    >>> ctx = context_of(voices("E5 D5 C5:2 G4 F#4 G4:2", *lower))   # F#4 leads to G4
+    >>> leading_tone_ok(ctx, note_at(ctx, "soprano", 5))
+    True
+    >>> ctx = context_of(voices("E5 D5 C5:2 G4 F#4 E4:2", *lower))   # F#4 falls away
+    >>> leading_tone_ok(ctx, note_at(ctx, "soprano", 5))
+    False
     """
     a_in, _ = motion(ctx, x)
     res = _resolution(ctx, x)
     if res is None or not ctx.config.strict_sevenths:
         return True
     d = res - int(ctx.pitch[x])
+    if int(ctx.pitch[x] % 12) not in ctx.key_of(x).pcs and a_in != -d:  # an applied chord's leading
+        return (d if d != 0 else _after_repeats(ctx, x)) in (1, None)  # tone, unless it turns back
     if _leap(a_in):
         return 1 <= d <= 2
     return -2 <= d <= 2 if bass else d <= 2
@@ -255,3 +268,25 @@ def lone_attack(ctx: Context, k: int) -> frozenset[int]:
 def _tertian(pcs: frozenset[int]) -> bool:
     info = chord_reading(pcs)
     return info is not None and info.name in TERTIAN
+
+
+def cross_relation(ctx: Context, x: int, k: int) -> bool:
+    """Whether another voice sounds note x's letter with the other accidental (F against F#) at
+    the onset just before or just after k: a cross-relation, spelled in the local key by music21.
+
+    >>> from musedraft.harmony.testing import context_of, note_at, onset_at, voices
+    >>> ctx = context_of(voices("A4 G4 F#4 G4", "F4 D4 D4:2", "C4 B3 A3 B3", "F3 G3 D3 G2"))  # F4, then F#4
+    >>> cross_relation(ctx, note_at(ctx, "soprano", 2), onset_at(ctx, 2))
+    False
+    >>> ctx = context_of(voices("A4 G4 F#4 G4", "F4 D4 D4:2", "C4 B3 A3 B3", "F3 F3 D3 G2"))  # the bass F3 just before
+    >>> cross_relation(ctx, note_at(ctx, "soprano", 2), onset_at(ctx, 2))
+    True
+    """
+    key = ctx.keys[k]
+    pc = int(ctx.pitch[x] % 12)
+    for near in (k - 1, k + 1):
+        if 0 <= near < len(ctx.onsets):
+            for i in ctx.sounding[near]:
+                if ctx.track[i] != ctx.track[x] and chromatic_semitone(pc, int(ctx.pitch[i] % 12), key.tonic, key.mode):
+                    return True
+    return False

@@ -25,6 +25,7 @@ __all__ = [
     "key_name",
     "scale_pcs",
     "alteration",
+    "chromatic_semitone",
     "Chordal",
     "TERTIAN",
     "chord_reading",
@@ -163,6 +164,23 @@ def alteration(pc: int, tonic: int, mode: str) -> int:
     signature = key.Key(_m21(key_name(tonic, mode).split()[0]), mode).accidentalByStep(spelled.step)
     alter = spelled.alter - (signature.alter if signature is not None else 0)
     return (alter > 0) - (alter < 0)
+
+
+@lru_cache(maxsize=24 * 144)
+def chromatic_semitone(pc_a: int, pc_b: int, tonic: int, mode: str) -> bool:
+    """Whether two pitch classes, written as the key writes them, are one letter a semitone apart
+    (F and F#): music21's augmented unison, the interval of a cross-relation. F# and G, a minor
+    second, are two letters.
+
+    >>> chromatic_semitone(5, 6, 0, "major"), chromatic_semitone(6, 7, 0, "major")   # F-F#, F#-G in C
+    (True, False)
+    >>> chromatic_semitone(11, 10, 0, "major"), chromatic_semitone(8, 7, 9, "minor")  # B-Bb in C, G#-G in A minor
+    (True, True)
+    """
+    if (pc_a - pc_b) % 12 not in (1, 11):
+        return False
+    a, b = (pitch.Pitch(_m21(pitch_name(60 + pc, tonic, mode))) for pc in (pc_a, pc_b))
+    return interval.Interval(a, b).generic.simpleUndirected == 1
 
 
 @dataclass(frozen=True)
