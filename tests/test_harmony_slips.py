@@ -191,3 +191,19 @@ def test_struck_chord_left_as_a_bare_fifth_explains_nothing():
     assert after_c_major(*(a + b for a, b in zip(good, ending, strict=True))) == []
     found = after_c_major(*(a + b for a, b in zip(bad, ending, strict=True)))
     assert ("clash", 2, 3.0, "soprano", "D5") in found
+
+
+def test_major_seventh_chord_seventh_falls_a_whole_step():
+    # IV7 in C (F-A-C-E): E5 stepped into from F5 falls to D5; rising back to F5 resolves nothing
+    lower = ("C5:2 C5 G4 G4:4", "A4:2 A4 B4 C5:4", "F3:2 F3 G3 C3:4")
+    good = [f for f in after_c_major("F5:2 E5 D5 C5:4", *lower) if f[0] in ("clash", "weak-clash")]
+    assert good == []
+    assert ("clash", 2, 3.0, "soprano", "E5") in after_c_major("F5:2 E5 F5 E5:4", *lower)
+
+
+def test_chromatic_leading_tone_turning_back_by_its_own_letter_is_a_slip():
+    # vii°/V (F#-A-C): E4-F#4-G4 leads; F4-F#4-F4 takes back what the sharp said
+    lower = ("C5:2 C5 B4 C5:4", "C4:2 C4 D4 C4:4", "A2:2 A2 G2 C3:4")
+    assert after_c_major(lower[0], "E4:2 F#4 G4 E4:4", *lower[1:]) == []
+    found = after_c_major(lower[0], "F4:2 F#4 F4 E4:4", *lower[1:])
+    assert {(rule, bar, beat) for rule, bar, beat, *_ in found} == {("clash", 2, 3.0)}

@@ -174,6 +174,8 @@ def seventh_ok(ctx: Context, x: int, k: int, chord_name: str = "dominant seventh
     strict = ctx.config.strict_sevenths
     res = _resolution(ctx, x)
     d = None if res is None else res - int(ctx.pitch[x])
+    if chord_name == "major seventh chord" and strict and d is not None and d != -2:
+        return False  # the seventh of I7 or IV7 falls a whole step (B to A over C): no other way
     if a_in is not None and a_in % 12 == 0:
         return d is None or abs(d) <= 2 or not strict
     if d == 0 and strict:  # held on, or struck again: it resolves where the line moves on
@@ -224,8 +226,8 @@ def leading_tone_ok(ctx: Context, x: int, bass: bool = False) -> bool:
     if res is None or not ctx.config.strict_sevenths:
         return True
     d = res - int(ctx.pitch[x])
-    if int(ctx.pitch[x] % 12) not in ctx.key_of(x).pcs and a_in != -d:  # an applied chord's leading
-        return (d if d != 0 else _after_repeats(ctx, x)) in (1, None)  # tone, unless it turns back
+    if int(ctx.pitch[x] % 12) not in ctx.key_of(x).pcs and (a_in != -d or _inflection(ctx, x, res)):
+        return (d if d != 0 else _after_repeats(ctx, x)) in (1, None)  # an applied chord's leading tone
     if _leap(a_in):
         return 1 <= d <= 2
     return -2 <= d <= 2 if bass else d <= 2
