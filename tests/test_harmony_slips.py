@@ -207,3 +207,19 @@ def test_chromatic_leading_tone_turning_back_by_its_own_letter_is_a_slip():
     assert after_c_major(lower[0], "E4:2 F#4 G4 E4:4", *lower[1:]) == []
     found = after_c_major(lower[0], "F4:2 F#4 F4 E4:4", *lower[1:])
     assert {(rule, bar, beat) for rule, bar, beat, *_ in found} == {("clash", 2, 3.0)}
+
+
+def test_leading_tone_does_not_fall_by_its_own_letter():
+    # vii°6 in C (B-D-F over D): B4 rises to C5; falling to Bb4 takes the leading tone back
+    lines = ["F5:2 F5 E5", "C5:2 B4 C5", "A4:2 D4 G4", "F3:2 D3 C3"]
+    assert after_c_major(*lines) == []
+    lines[1] = "C5:2 B4 Bb4"
+    assert ("clash", 2, 3.0, "soprano", "F5") in after_c_major(*lines)
+
+
+def test_off_the_beat_a_struck_chord_left_as_a_bare_third_explains_nothing():
+    # beat 2, every voice strikes: B4-F4-D4 over D3 is vii°6; C5 and E4 struck again over the same
+    # D-F leave a bare third under two struck non-chord tones
+    assert after_c_major("C5 B4 C5:2", "G4 F4 E4:2", "E4 D4 C4:2", "C3 D3 E3:2") == []
+    found = after_c_major("C5 C5 C5:2", "G4 F4 E4:2", "E4 E4 C4:2", "C3 D3 E3:2")
+    assert {(rule, bar, beat) for rule, bar, beat, *_ in found} == {("weak-clash", 2, 2.0)}

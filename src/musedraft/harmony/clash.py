@@ -80,8 +80,11 @@ class _Vertical:
 
     def bare(self, q: frozenset[int], info: Chordal) -> bool:
         """Where three or more voices strike a new chord, a bare fifth (or one note) left over after
-        setting aside two or more struck notes as non-chord tones is no chord: it explains nothing."""
-        if info.name not in _BARE or not self.changes:
+        setting aside two or more struck notes as non-chord tones is no chord: it explains nothing.
+        Off the strong beat neither is a bare third or sixth; on it, a double suspension or
+        appoggiatura (the cadential 6/4 leaning on V) leaves exactly that."""
+        bare = info.name in _BARE or (info.name in _THIRDS and self.ctx.strength[self.k] != STRONG)
+        if not bare or not self.changes:
             return False
         return sum(self.pc[i] not in q and self.ctx.start[i] == self.t for i in self.notes) >= 2
 
@@ -165,6 +168,7 @@ def _leading_tone_kept(q: frozenset[int], info: Chordal) -> bool:
 
 
 _BARE = {"Perfect Fifth", "Perfect Fourth", "note"}  # no third: nothing says which chord it is
+_THIRDS = {"Major Third", "Minor Third", "Major Sixth", "Minor Sixth"}
 _TRIADS = {"major triad", "minor triad", "diminished triad", "augmented triad"}
 
 

@@ -228,6 +228,8 @@ def leading_tone_ok(ctx: Context, x: int, bass: bool = False) -> bool:
     d = res - int(ctx.pitch[x])
     if int(ctx.pitch[x] % 12) not in ctx.key_of(x).pcs and (a_in != -d or _inflection(ctx, x, res)):
         return (d if d != 0 else _after_repeats(ctx, x)) in (1, None)  # an applied chord's leading tone
+    if d == -1 and _inflection(ctx, x, res):
+        return False  # B falling to Bb takes back the leading tone: one of the two is wrong
     if _leap(a_in):
         return 1 <= d <= 2
     return -2 <= d <= 2 if bass else d <= 2
@@ -274,7 +276,8 @@ def _tertian(pcs: frozenset[int]) -> bool:
 
 def cross_relation(ctx: Context, x: int, k: int) -> bool:
     """Whether another voice sounds note x's letter with the other accidental (F against F#) at
-    the onset just before or just after k: a cross-relation, spelled in the local key by music21.
+    the onset just before or just after k — a cross-relation, spelled in the local key by music21 —
+    or holds it through one of them into x (then F and F# even sound together).
 
     >>> from musedraft.harmony.testing import context_of, note_at, onset_at, voices
     >>> ctx = context_of(voices("A4 G4 F#4 G4", "F4 D4 D4:2", "C4 B3 A3 B3", "F3 G3 D3 G2"))  # F4, then F#4
