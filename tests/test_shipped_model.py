@@ -19,6 +19,7 @@ def test_shipped_checkpoint_holds_weights_config_and_vocabulary_together():
     assert size_mb < 40, f"the shipped weights grew to {size_mb:.1f} MB"
     meta = json.loads((DEFAULT_MODEL / "config.json").read_text())
     assert meta["id"] and meta["model"]["vocab_size"] == load_model().tokenizer.vocab.size
+    assert len(meta["sha256"]) == 64  # the weights are checked against it on every load
 
 
 def test_shipped_model_composes_four_instruments_honouring_every_control():
