@@ -21,7 +21,7 @@ BENCHMARKS = [
     ("compose", ["benchmarks/compose.py"]),
     ("candidates", ["benchmarks/candidates.py"]),
     ("guidance", ["benchmarks/guidance.py", "--n", "22"]),
-    ("harmony", ["benchmarks/harmony.py"]),
+    ("harmony", ["benchmarks/harmony.py", "--drafts", "22"]),
     ("render", ["benchmarks/render.py"]),
     ("controls", ["benchmarks/controls.py", "--n", "50"]),
 ]
