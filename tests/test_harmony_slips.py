@@ -86,7 +86,7 @@ def test_dominant_seventh_without_its_leading_tone_over_its_fifth_is_a_clash():
     # V4/3 with B3 is a chord; D-F-G over D (no B) is a clash between G and F
     assert findings("E5:2 F5 E5", "G4:2 G4 G4", "C4:2 B3 C4", "C3:2 D3 C3") == []
     found = findings("E5:2 F5 E5", "G4:2 G4 G4", "C4:2 D4 C4", "C3:2 D3 C3")
-    assert {(rule, bar, beat) for rule, bar, beat, *_ in found} == {("clash", 1, 3.0)}
+    assert where(found) == {("clash", 1, 3.0)}
 
 
 # --- non-chord tones --------------------------------------------------------------------------
@@ -152,11 +152,16 @@ def after_c_major(*bar2: str) -> list[tuple[str, int, float, str, str]]:
     return findings(*(a + b for a, b in zip(_C_MAJOR_BAR, bar2, strict=True)))
 
 
+def where(found: list[tuple[str, int, float, str, str]]) -> set[tuple[str, int, float]]:
+    """Rule, bar and beat of each finding: where a slip is heard, whichever of its notes is blamed."""
+    return {f[:3] for f in found}
+
+
 def test_chromatic_leading_tone_of_a_diminished_triad_rises():
     # vii°6/V (F#-A-C): F#4 rising to G4 leads; falling back to E4 it was never a leading tone
     assert after_c_major("E5:2 C5 B4", "G4:2 F#4 G4", "C4:2 C4 D4", "C3:2 A2 G2") == []
     found = after_c_major("E5:2 C5 B4", "G4:2 F#4 E4", "C4:2 C4 G3", "C3:2 A2 E3")
-    assert {(rule, bar, beat) for rule, bar, beat, *_ in found} == {("clash", 2, 3.0)}
+    assert where(found) == {("clash", 2, 3.0)}
 
 
 def test_non_chord_tone_in_a_cross_relation_is_no_ornament():
@@ -206,7 +211,7 @@ def test_chromatic_leading_tone_turning_back_by_its_own_letter_is_a_slip():
     lower = ("C5:2 C5 B4 C5:4", "C4:2 C4 D4 C4:4", "A2:2 A2 G2 C3:4")
     assert after_c_major(lower[0], "E4:2 F#4 G4 E4:4", *lower[1:]) == []
     found = after_c_major(lower[0], "F4:2 F#4 F4 E4:4", *lower[1:])
-    assert {(rule, bar, beat) for rule, bar, beat, *_ in found} == {("clash", 2, 3.0)}
+    assert where(found) == {("clash", 2, 3.0)}
 
 
 def test_leading_tone_does_not_fall_by_its_own_letter():
@@ -222,4 +227,4 @@ def test_off_the_beat_a_struck_chord_left_as_a_bare_third_explains_nothing():
     # D-F leave a bare third under two struck non-chord tones
     assert after_c_major("C5 B4 C5:2", "G4 F4 E4:2", "E4 D4 C4:2", "C3 D3 E3:2") == []
     found = after_c_major("C5 C5 C5:2", "G4 F4 E4:2", "E4 E4 C4:2", "C3 D3 E3:2")
-    assert {(rule, bar, beat) for rule, bar, beat, *_ in found} == {("weak-clash", 2, 2.0)}
+    assert where(found) == {("weak-clash", 2, 2.0)}

@@ -17,13 +17,13 @@ from itertools import combinations
 
 from musedraft.harmony.meter import BEAT, OFFBEAT, STRONG
 from musedraft.harmony.nct import (
-    _resolution,
     chord_change,
     cross_relation,
     leading_tone_ok,
     lone_attack,
     motion,
     nct_role,
+    resolution,
     seventh_ok,
     sixfour_ok,
 )
@@ -46,13 +46,14 @@ class _Vertical:
         self.bass_note = ctx.bass(k)
         self.bass = int(ctx.pitch[self.bass_note])
         self.top = ctx.top(k)
-        # in chorale-like writing, a chord is struck here: on a strong beat, or on a beat where
-        # (nearly) every voice strikes (instrumental styles ornament their 6/4 chords freely)
+        # in chorale-like writing, (nearly) every voice strikes a new chord here (`changes`), and a
+        # chord is struck on a strong beat or on such a beat (instrumental styles ornament their
+        # 6/4 chords freely)
+        self.changes = ctx.config.strict_chord_changes and chord_change(ctx, k)
         self.struck = ctx.config.strict_chord_changes and (
-            ctx.strength[k] == STRONG or (ctx.strength[k] == BEAT and chord_change(ctx, k)))
+            ctx.strength[k] == STRONG or (ctx.strength[k] == BEAT and self.changes))
         self._role: dict[tuple[int, int], bool] = {}
         self._cross: dict[int, bool] = {}
-        self.changes = ctx.config.strict_chord_changes and chord_change(ctx, k)
 
     def treated(self, x: int, against: int) -> bool:
         """Whether non-chord tone x has a treatment against `against`; in chorale writing, none
@@ -75,7 +76,7 @@ class _Vertical:
         ctx = self.ctx
         if ctx.start[x] != self.t or ctx.in_key(x) or not self.cross(x):
             return False
-        res = _resolution(ctx, x)
+        res = resolution(ctx, x)
         return res is not None and abs(res - int(ctx.pitch[x])) != 1
 
     def bare(self, q: frozenset[int], info: Chordal) -> bool:

@@ -13,7 +13,7 @@ from musedraft.harmony.scan import Context
 from musedraft.harmony.theory import TERTIAN, chord_reading, chromatic_semitone
 
 __all__ = ["motion", "nct_role", "seventh_ok", "leading_tone_ok", "sixfour_ok", "lone_attack", "chord_change",
-           "cross_relation", "DOMINANT_SEVENTHS"]
+           "cross_relation", "resolution", "DOMINANT_SEVENTHS"]
 
 DOMINANT_SEVENTHS = {"dominant seventh chord", "incomplete dominant-seventh chord"}
 _CLASHING = frozenset({1, 2, 10, 11})  # a resolution may land on a tritone: the next chord's dominant seventh
@@ -43,7 +43,7 @@ def _prepared(ctx: Context, x: int, t: int) -> bool:
     return bool(ctx.start[x] < t or (p >= 0 and ctx.pitch[p] == ctx.pitch[x]))
 
 
-def _resolution(ctx: Context, x: int) -> int | None:
+def resolution(ctx: Context, x: int) -> int | None:
     """Where the line goes after x: the next note, or for a short ornament the note after it."""
     q = ctx.next[x]
     if q < 0:
@@ -81,7 +81,7 @@ def nct_role(ctx: Context, x: int, k: int, against: int | None = None) -> str | 
     """
     t = int(ctx.onsets[k])
     a_in, a_out = motion(ctx, x)
-    res = _resolution(ctx, x)
+    res = resolution(ctx, x)
     fall = None if res is None else res - int(ctx.pitch[x])
     strong = ctx.strength[k] == STRONG
     role = None
@@ -172,7 +172,7 @@ def seventh_ok(ctx: Context, x: int, k: int, chord_name: str = "dominant seventh
     if ctx.start[x] < ctx.onsets[k]:
         return True
     strict = ctx.config.strict_sevenths
-    res = _resolution(ctx, x)
+    res = resolution(ctx, x)
     d = None if res is None else res - int(ctx.pitch[x])
     if chord_name == "major seventh chord" and strict and d is not None and d != -2:
         return False  # the seventh of I7 or IV7 falls a whole step (B to A over C): no other way
@@ -222,7 +222,7 @@ def leading_tone_ok(ctx: Context, x: int, bass: bool = False) -> bool:
     False
     """
     a_in, _ = motion(ctx, x)
-    res = _resolution(ctx, x)
+    res = resolution(ctx, x)
     if res is None or not ctx.config.strict_sevenths:
         return True
     d = res - int(ctx.pitch[x])
