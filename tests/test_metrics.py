@@ -47,9 +47,9 @@ def ref_polyphony(score: Score) -> float:
 
 def ref_empty_beat_rate(score: Score) -> float:
     rows, tpq = _rows(score), score.ticks_per_quarter
-    beats = math.ceil(max(e for _, e, _ in rows) / tpq)
-    empty = [not any(s < (b + 1) * tpq and e > b * tpq for s, e, _ in rows) for b in range(beats)]
-    return sum(empty) / beats
+    first, beats = min(s for s, _, _ in rows) // tpq, math.ceil(max(e for _, e, _ in rows) / tpq)
+    empty = [not any(s < (b + 1) * tpq and e > b * tpq for s, e, _ in rows) for b in range(first, beats)]
+    return sum(empty) / (beats - first)
 
 
 def ref_groove(score: Score) -> float:

@@ -125,20 +125,27 @@ def polyphony(score: Score) -> float:
 
 
 def empty_beat_rate(score: Score) -> float:
-    """Share of quarter-note beats, from 0 to the last note's end, in which no note sounds (MusPy).
+    """Share of quarter-note beats, from the first note's beat to the last note's end, in which no note sounds.
+
+    MusPy counts from time 0; we start at the first note because MIDI has no short pickup bar: an
+    anacrusis sits at its beat in a full first bar, and the beats before it are padding, not rests
+    (that padding was 90% of the "empty" beats of held-out chorales, docs/evaluation.md).
 
     >>> empty_beat_rate(_example([(60, 0, 1), (62, 3, 1)]))  # beats 2 and 3 are silent
     0.5
+    >>> empty_beat_rate(_example([(60, 3, 1), (62, 4, 1)]))  # a pickup on beat 4: no rest
+    0.0
     """
     notes = notes_array(score)
     if not len(notes):
         return math.nan
     tpq = score.ticks_per_quarter
+    first = int(notes["start"].min()) // tpq
     n_beats = -(-int(notes["end"].max()) // tpq)
     covered = np.zeros(n_beats + 1, dtype=np.int64)
     np.add.at(covered, notes["start"] // tpq, 1)  # a difference array: +1 at the first beat a note touches
     np.add.at(covered, -(-notes["end"] // tpq), -1)  # -1 after the last
-    empty = np.cumsum(covered)[:n_beats] == 0
+    empty = np.cumsum(covered)[first:n_beats] == 0
     return float(empty.mean())
 
 
