@@ -16,7 +16,7 @@ import torch
 from symusic import KeySignature, Score
 from tests.conftest import make_score
 
-from musedraft.composer import compose, compose_candidates, continue_midi, regenerate
+from musedraft.composer import _lines, compose, compose_candidates, continue_midi, regenerate
 from musedraft.errors import RequestError
 from musedraft.export import midi_bytes
 from musedraft.generate import Constraints, SamplingConfig
@@ -90,11 +90,37 @@ def test_only_requested_instruments_play_each_within_its_range(drafts):
     assert names == ["Cello", "Violin 1", "Violin 2"]
 
 
-def test_each_instrument_plays_one_line(drafts):
+def most_at_once(track) -> int:
+    events = sorted([(n.time, 1) for n in track.notes] + [(n.end, -1) for n in track.notes])
+    now = top = 0
+    for _, step in events:  # at a tick where one note ends and another starts, the end comes first
+        now += step
+        top = max(top, now)
+    return top
+
+
+def test_each_instrument_plays_one_line_and_a_piano_three(drafts):
     for _, draft in drafts:
         for track in draft.score.tracks:
+            if track.name == "Piano":  # melody, inner voice and bass in one track
+                assert 2 <= most_at_once(track) <= 3
+                continue
             notes = sorted((n.time, n.end) for n in track.notes)
             assert all(a[1] <= b[0] for a, b in pairwise(notes)), track.name
+
+
+def test_keyboards_give_up_inner_voices_when_the_eight_slots_run_short():
+    def lines(names):
+        return [(i.name, i.low, i.high) for i in _lines([get_instrument(n) for n in names])[0]]
+
+    assert lines(["piano", "violin"]) == [("piano", 60, 91), ("piano", 50, 76), ("piano", 28, 62),
+                                          ("violin", 55, 100)]
+    assert lines(["harp", "piano", "organ", "flute"]) == [  # 3 x 3 + 1 > 8: melody and bass each
+        ("harp", 60, 96), ("harp", 24, 60), ("piano", 60, 91), ("piano", 28, 62), ("organ", 60, 91),
+        ("organ", 36, 62), ("flute", 60, 96)]
+    assert len(lines(["piano"] + ["violin"] * 7)) == 8  # the piano plays one line
+    with pytest.raises(RequestError, match="Between 1 and 8 instruments"):
+        _lines([get_instrument("violin")] * 9)
 
 
 def test_final_chord_is_the_tonic_triad_with_the_bass_on_the_tonic(drafts):
@@ -103,10 +129,11 @@ def test_final_chord_is_the_tonic_triad_with_the_bass_on_the_tonic(drafts):
         last_bar = (req["bars"] - 1) * ticks_per_bar(draft.score)
         final = []
         for track in draft.score.tracks:
-            sounding = [n.pitch for n in track.notes if n.time <= last_bar < n.end]
-            assert len(sounding) == 1, f"{track.name} does not sound on the last downbeat"
-            final.append(sounding[0])
-        assert {(p - tonic) % 12 for p in final} <= set(TRIADS[mode]), req["key"]
+            sounding = sorted(n.pitch for n in track.notes if n.time <= last_bar < n.end)
+            assert sounding, f"{track.name} does not sound on the last downbeat"
+            assert len(sounding) == 1 or track.name == "Piano"
+            assert {(p - tonic) % 12 for p in sounding} <= set(TRIADS[mode]), req["key"]
+            final.append(sounding[0])  # a piano's lowest note is its left hand
         bass = min(range(len(final)), key=lambda k: get_instrument(req["instruments"][k]).middle)
         assert final[bass] % 12 == tonic, f"the bass ends on {final[bass]}, not the tonic of {req['key']}"
 

@@ -195,6 +195,8 @@ def test_drafts_mirror_the_parts_of_the_real_piece(tiny_corpus):
     assert evaluate._instruments(row) == ["soprano", "alto", "tenor", "bass voice"]  # the singers, not four choirs
     assert [get_instrument(p).register for p in evaluate._instruments(row)] == ["soprano", "alto", "tenor", "bass"]
     assert evaluate._instruments({"parts": [{"name": "Violin", "program": 40}] * 12}) == ["violin"] * 8
+    staves = [{"name": "Piano", "program": 0}, {"name": "Piano", "program": 0}]  # music21: a part per staff
+    assert evaluate._instruments({"parts": [{"name": "Voice", "program": 52}, *staves]}) == ["choir", "piano"]
 
 
 def test_evaluate_style_compares_every_metric(chorale_eval):

@@ -15,7 +15,7 @@ from pathlib import Path
 from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
 from musedraft.errors import RequestError
-from musedraft.instruments import Instrument, get_instrument, instrument_of_track
+from musedraft.instruments import Instrument, get_instrument, instrument_of_track, lines_of
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
 __all__ = ["Composer", "Request", "load_model", "compose", "compose_candidates", "continue_midi", "regenerate",
@@ -131,8 +131,30 @@ def _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, 
                    scene, preset.density if preset else 0.6)
 
 
+MAX_LINES = 8  # track slots in the token stream
+
+
+def _lines(insts: list[Instrument]) -> tuple[list[Instrument], list[int]]:
+    """The lines the model writes for the requested instruments, and the instrument each belongs to.
+
+    Keyboards and harps take several lines (`instruments.lines_of`); when the request would need more
+    than the stream's 8 slots, they give up inner voices first, down to one line each.
+    """
+    if len(insts) > MAX_LINES:
+        raise RequestError(f"Between 1 and {MAX_LINES} instruments, not {len(insts)}.")
+    most = 3
+    while most > 1 and sum(len(lines_of(i, most)) for i in insts) > MAX_LINES:
+        most -= 1
+    lines, owner = [], []
+    for k, inst in enumerate(insts):
+        for line in lines_of(inst, most):
+            lines.append(line)
+            owner.append(k)
+    return lines, owner
+
+
 def _slot_order(insts: list[Instrument]) -> list[int]:
-    """Request indices sorted top voice first: slot 0 is the highest part, as in the corpus."""
+    """Line indices sorted top voice first: slot 0 is the highest part, as in the corpus."""
     return sorted(range(len(insts)), key=lambda i: -insts[i].middle)
 
 
@@ -148,7 +170,9 @@ def compose(style: str | None = None, *, scene: str | None = None, key: str | No
         key: e.g. "D major", "F# minor"; the draft is in exactly this key.
         tempo: quarter notes per minute, written as-is into the MIDI.
         time_signature: e.g. "3/4" (every bar has it).
-        instruments: names or GM programs, one line each, up to 8.
+        instruments: names or GM programs, up to 8; each plays one line, except that a piano, harpsichord,
+            organ or harp plays three (melody, inner voice, bass) in its one track, fewer when the
+            request would need more than 8 lines.
         bars: exact number of bars.
         seed: same seed, same notes.
         loop: write an ending that leads back into the opening (for looping game music) instead of a cadence.
@@ -181,10 +205,11 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     composer = model if isinstance(model, Composer) else load_model(model)
     timings = {"load": time.perf_counter() - t0}
     insts = [get_instrument(i) for i in req.instruments]
+    lines, owner = _lines(insts)
     tonic, mode = parse_key(req.key)
     shift = normalising_shift(tonic, mode)
-    order = _slot_order(insts)
-    slot_insts = [insts[i] for i in order]
+    order = _slot_order(lines)
+    slot_insts = [lines[i] for i in order]
     controls = Controls(req.style, mode, [i.register for i in slot_insts])
     header = composer.tokenizer.header_ids(controls)
     if composer.tokenizer.unsupported_time_signature(_ts_score(req.time_signature)):
@@ -208,7 +233,8 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
         timings["candidates_in_batch"] = n
     drafts = []
     for stream, r in zip(streams, reqs, strict=True):
-        score = _to_score(composer, header + stream, -shift, order, _track_names(insts), [i.program for i in insts], r)
+        score = _to_score(composer, header + stream, -shift, [owner[i] for i in order], _track_names(insts),
+                          [i.program for i in insts], r)
         drafts.append(_finish(score, r, composer, repair, dict(timings), t0, cadence=not loop))
     return drafts
 
@@ -266,8 +292,11 @@ def _fim_block(composer, prefix: list[int], suffix: list[int]) -> list[int]:
     return [v["FIM_PRE"], *prefix, v["FIM_SUF"], *suffix, v["FIM_MID"]]
 
 
-def _to_score(composer, ids, semitones, order, names, programs, req: Request) -> Score:
-    """Decoded slots → named tracks in request order, in the requested key, tempo and metre."""
+def _to_score(composer, ids, semitones, track_of_slot, names, programs, req: Request) -> Score:
+    """Decoded slots → named tracks in request order, in the requested key, tempo and metre.
+
+    `track_of_slot[k]` is the track slot k's line goes into: a piano's lines become one track.
+    """
     decoded = composer.tokenizer.decode(ids).resample(TPQ)
     by_slot = {t.program: t for t in decoded.tracks}
     score = Score(TPQ)
@@ -276,24 +305,24 @@ def _to_score(composer, ids, semitones, order, names, programs, req: Request) ->
     score.tempos.append(Tempo(0, req.tempo))
     tonic, mode = parse_key(req.key)
     score.key_signatures.append(KeySignature(0, _sharps(tonic, mode), 0 if mode == "major" else 1))
-    tracks: list[Track | None] = [None] * len(order)
-    bar_ticks = TPQ * 4 * num // den
-    for slot, idx in enumerate(order):
-        track = Track(name=names[idx], program=programs[idx], is_drum=False)
-        src = by_slot.get(slot)
-        if src is not None:
-            for note in src.notes:
-                note.pitch = note.pitch + semitones
-                note.velocity = 84 if slot == 0 else 72
-                track.notes.append(note)
-        _clip_overlaps(track, req.bars * bar_ticks)
-        tracks[idx] = track
-    score.tracks = [t for t in tracks if t is not None]
+    tracks = [Track(name=name, program=program, is_drum=False) for name, program in zip(names, programs, strict=True)]
+    end = req.bars * TPQ * 4 * num // den
+    for slot, idx in enumerate(track_of_slot):
+        line = Track()
+        for note in by_slot[slot].notes if slot in by_slot else ():
+            note.pitch = note.pitch + semitones
+            note.velocity = 84 if slot == 0 else 72
+            line.notes.append(note)
+        _clip_overlaps(line, end)
+        tracks[idx].notes.extend(line.notes)
+    for track in tracks:
+        _merge_unisons(track)
+    score.tracks = tracks
     return score
 
 
 def _clip_overlaps(track: Track, end: int) -> None:
-    """One line per instrument: a note ends where the next one starts, and nothing rings past the
+    """One line per slot: a note ends where the next one starts, and nothing rings past the
     last bar (a loop must be exactly its bars long)."""
     track.notes.sort()
     notes = list(track.notes)
@@ -303,6 +332,22 @@ def _clip_overlaps(track: Track, end: int) -> None:
     for n in notes:
         n.duration = min(n.duration, end - n.time)
     track.notes.filter(lambda n: n.duration > 0 and n.time < end, inplace=True)
+
+
+def _merge_unisons(track: Track) -> None:
+    """Two lines of one track on the same key: MIDI cannot hold a pitch twice on a channel, so a
+    unison keeps one note and a pitch struck again while held ends the held one."""
+    track.notes.sort(key=lambda n: (n.pitch, n.time, -n.duration))
+    notes, keep = list(track.notes), []
+    for n in notes:
+        if keep and keep[-1].pitch == n.pitch and n.time < keep[-1].end:
+            if n.time == keep[-1].time:
+                continue  # the same note twice: the longer one, first in this order, stays
+            keep[-1].duration = n.time - keep[-1].time
+        keep.append(n)
+    track.notes.clear()
+    track.notes.extend(keep)
+    track.notes.sort()
 
 
 def _sharps(tonic_pc: int, mode: str) -> int:

@@ -2,7 +2,8 @@
 
 For each style, N drafts and the held-out pieces of that style (the valid and test splits, which
 training never sees) are scored with `musedraft.metrics`; the table compares the means. Each draft
-mirrors one held-out piece: its key, its metre and its parts (the same instruments, as many lines),
+mirrors one held-out piece: its key, its metre and its parts (the same instruments; a piano's two
+staves are one piano, which compose() writes in three lines),
 so a difference in the table is the model's, not a different request's. The harmony checker's
 faults (errors and warnings) per 100 bars are counted too: real pieces, drafts before and after repair.
 
@@ -44,14 +45,18 @@ def _key_name(row: dict) -> str | None:
 
 def _instruments(row: dict) -> list[str | int]:
     """The real piece's parts as compose() instruments: by name where we know the instrument, else
-    by GM program (at most MAX_PARTS, top part first as the score lists them)."""
-    from musedraft.instruments import instrument_names, instrument_of_track  # noqa: PLC0415
+    by GM program (at most MAX_PARTS, top part first as the score lists them). music21 gives each
+    staff of a piano its own part; consecutive staves of one keyboard are one instrument."""
+    from musedraft.instruments import instrument_names, instrument_of_track, lines_of  # noqa: PLC0415
 
     known = set(instrument_names())
     out: list[str | int] = []
+    previous = None
     for part in row.get("parts", [])[:MAX_PARTS]:
         inst = instrument_of_track(part.get("name"), int(part.get("program", 0)))
-        out.append(inst.name if inst.name in known else inst.program)
+        if not (inst == previous and len(lines_of(inst)) > 1):
+            out.append(inst.name if inst.name in known else inst.program)
+        previous = inst
     return out
 
 

@@ -158,7 +158,7 @@ class Generator:
         if allowed[self.program_ids].any():
             slots = np.arange(len(self.program_ids))
             ok = slots < c.slots
-            if p.slots_here:  # each instrument plays one line: one note per slot per onset, in score order
+            if p.slots_here:  # each slot is one line: one note per slot per onset, in score order
                 ok &= slots > max(p.slots_here)
             if c.cadence and final:
                 ok &= slots == (max(p.slots_here) + 1 if p.slots_here else 0)
@@ -187,6 +187,9 @@ class Generator:
                 chord = DOMINANT_SEVENTH[c.mode] if s.slot != c.bass_slot else {DOMINANT[c.mode]}
             if chord is not None:
                 in_chord = np.isin(pcs, list(chord))
+                if s.slot == c.bass_slot:  # the bass is written last at an onset: under what is struck, no inversion
+                    above = [v.pitch for v in p.sounding if v.start == p.now and v.slot != s.slot]
+                    in_chord &= pitches <= min(above, default=127)
                 if (allowed[self.pitch_ids] & in_chord).any():
                     allowed[self.pitch_ids] &= in_chord
             if cfg.key_penalty:
