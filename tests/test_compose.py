@@ -13,10 +13,10 @@ from itertools import pairwise
 import mido
 import pytest
 import torch
-from symusic import KeySignature, Score
+from symusic import KeySignature, Score, Track
 from tests.conftest import make_score
 
-from musedraft.composer import _lines, compose, compose_candidates, continue_midi, regenerate
+from musedraft.composer import _lines, _most_at_once, compose, compose_candidates, continue_midi, regenerate
 from musedraft.errors import RequestError
 from musedraft.export import midi_bytes
 from musedraft.generate import Constraints, SamplingConfig
@@ -90,20 +90,11 @@ def test_only_requested_instruments_play_each_within_its_range(drafts):
     assert names == ["Cello", "Violin 1", "Violin 2"]
 
 
-def most_at_once(track) -> int:
-    events = sorted([(n.time, 1) for n in track.notes] + [(n.end, -1) for n in track.notes])
-    now = top = 0
-    for _, step in events:  # at a tick where one note ends and another starts, the end comes first
-        now += step
-        top = max(top, now)
-    return top
-
-
 def test_each_instrument_plays_one_line_and_a_piano_three(drafts):
     for _, draft in drafts:
         for track in draft.score.tracks:
             if track.name == "Piano":  # melody, inner voice and bass in one track
-                assert 2 <= most_at_once(track) <= 3
+                assert 2 <= _most_at_once(track) <= 3
                 continue
             notes = sorted((n.time, n.end) for n in track.notes)
             assert all(a[1] <= b[0] for a, b in pairwise(notes)), track.name
@@ -198,6 +189,20 @@ def test_continue_midi_keeps_chords_in_the_primer(tiny_composer):
     draft = continue_midi(primer, bars=1, model=tiny_composer, repair=False)
     kept = Counter(x for x in notes_of(draft.score) if x[1] < 8 * TPQ)
     assert kept == Counter(notes_of(primer))
+
+
+def test_continuing_a_piano_draft_goes_on_in_chords(tiny_composer):
+    """compose() writes a piano in three lines; continue_midi() splits its chords back into lines, so
+    the new bars are not one thin line and the primer's notes are all kept."""
+    draft = compose("romantic", key="G major", instruments=["piano"], bars=2, seed=3, repair=False,
+                    model=tiny_composer)
+    more = continue_midi(draft, bars=2, seed=4, repair=False, model=tiny_composer)
+    end = 2 * ticks_per_bar(draft.score)
+    assert Counter(x for x in notes_of(more.score) if x[1] < end) == Counter(notes_of(draft.score))
+    assert [t.name for t in more.score.tracks] == ["Piano"]
+    new = Track()
+    new.notes.extend(n for n in more.score.tracks[0].notes if n.time >= end)
+    assert 2 <= _most_at_once(new) <= 3
 
 
 def test_regenerate_keeps_bars_outside_the_range(tiny_composer):

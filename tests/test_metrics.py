@@ -227,7 +227,7 @@ def _result(style, real, generated, harmony=_HARMONY):
     metrics_ = {}
     for name, r, g in zip(("polyphony", "empty_beat_rate"), real, generated, strict=True):
         rel = relative_difference(g, r)
-        metrics_[name] = {"real": r, "generated": g, "relative_difference": rel,
+        metrics_[name] = {"real": r, "generated": g, "relative_difference": rel, "noise": 0.04 if r else math.nan,
                           "within_target": abs(rel) <= 0.1 if not math.isnan(rel) else abs(g - r) < 0.01}
     return {"style": style, "n_drafts": 3, "n_real": 2, "seed": 0, "model_id": "m", "bars": {"generated": 60,
             "real": 50}, "metrics": metrics_, "harmony": harmony, "notes": [], "seconds": 1.0}
@@ -235,11 +235,11 @@ def _result(style, real, generated, harmony=_HARMONY):
 
 def test_evaluation_table_reports_differences_and_the_target():
     table = evaluation_table([_result("chorale", (4.0, 0.0), (3.8, 0.2))])
-    assert "| chorale | polyphony | 4.000 | 3.800 | -5.0% | yes |" in table
-    assert "| chorale | empty_beat_rate | 0.000 | 0.200 | +0.200 (abs.) | **no** |" in table
+    assert "| chorale | polyphony | 4.000 | 3.800 | -5.0% | 4.0% | yes |" in table
+    assert "| chorale | empty_beat_rate | 0.000 | 0.200 | +0.200 (abs.) | — | **no** |" in table
     assert "| chorale | 2.0 | 40.0 | 5.5 |" in table
     folk = evaluation_table([_result("folk", (1.0, 0.1), (1.5, 0.1))])
-    assert "| folk | polyphony | 1.000 | 1.500 | +50.0% | **no** |" in folk
+    assert "| folk | polyphony | 1.000 | 1.500 | +50.0% | 4.0% | **no** |" in folk
     doc = evaluation_markdown([_result("chorale", (4.0, 0.0), (3.8, 0.2))])
     assert doc.startswith("# Evaluation") and "**1 of 2** style × metric comparisons" in doc
 
@@ -260,3 +260,10 @@ def test_write_evaluation_writes_markdown_and_json(tmp_path, tiny_corpus, tiny_c
     assert "| chorale | polyphony |" in path.read_text()  # styles default to those with test pieces
     saved = json.loads((tmp_path / "docs" / "evaluation.json").read_text())
     assert [r["style"] for r in saved] == ["chorale"] and saved[0]["metrics"]["empty_beat_rate"]["generated"] is None
+
+
+def test_the_summary_says_which_misses_are_within_their_noise():
+    result = _result("folk", (1.0, 0.1), (1.12, 0.1))  # polyphony misses by 12%; empty-beat rate is on target
+    assert "1 of 2** style × metric comparisons are within the 10% target; 0 of the 1 misses" in evaluation_markdown([result])
+    result["metrics"]["polyphony"]["noise"] = 0.2  # the drafts vary more than the miss
+    assert "; 1 of the 1 misses differ by less than their ±2 s.e." in evaluation_markdown([result])

@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import combinations
 from pathlib import Path
 
 from symusic import KeySignature, Score, Tempo, TimeSignature, Track
@@ -439,8 +440,49 @@ def _primer_parts(source) -> tuple[Score, dict | None]:
     return load_midi(source), None
 
 
+def _most_at_once(track: Track) -> int:
+    """The most notes the track has sounding together."""
+    events = sorted([(n.time, 1) for n in track.notes] + [(n.end, -1) for n in track.notes])
+    now = top = 0
+    for _, step in events:  # at a tick where one note ends and another starts, the end comes first
+        now += step
+        top = max(top, now)
+    return top
+
+
+def _split_lines(track: Track, lines: list[Instrument]) -> list[Track]:
+    """A keyboard track as the lines the model writes (top first). At each onset the notes struck go,
+    in pitch order, to distinct lines that are not still holding a note, the lines whose range centres
+    fit them best; notes beyond the lines join the nearest one as a chord. No note is dropped."""
+    out = [Track(name=track.name, program=track.program, is_drum=False) for _ in lines]
+    centre = [(i.low + i.high) / 2 for i in lines]
+    busy_until = [0] * len(lines)
+    onsets: dict[int, list] = {}
+    for note in track.notes:
+        onsets.setdefault(note.time, []).append(note)
+    for onset in sorted(onsets):
+        group = sorted(onsets[onset], key=lambda n: -n.pitch)
+        free = [j for j in range(len(lines)) if busy_until[j] <= onset]
+        pool = free if len(free) >= len(group) else list(range(len(lines)))
+        distinct = group if len(group) <= len(pool) else group[: len(pool) - 1] + group[-1:]
+        chosen = min(combinations(pool, len(distinct)),
+                     key=lambda ks: sum(abs(centre[k] - n.pitch) for k, n in zip(ks, distinct, strict=True)))
+        placed = dict(zip(map(id, distinct), chosen, strict=True))
+        for note in group:
+            k = placed.get(id(note))
+            if k is None:
+                k = min(chosen, key=lambda j: abs(centre[j] - note.pitch))
+            out[k].notes.append(note.copy())
+            busy_until[k] = max(busy_until[k], note.end)
+    return out
+
+
 def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int):
-    """A user's score in the model's terms: normalised tracks, header, stream, and how to map back."""
+    """A user's score in the model's terms: normalised line tracks, header, stream, and how to map back.
+
+    A keyboard track that plays chords is split into up to three lines (as compose() writes a piano),
+    so its continuation plays chords too; the lines become one track again in the result.
+    """
     from musedraft.score import tempo_bpm, time_signature  # noqa: PLC0415
 
     score, request = _primer_parts(source)
@@ -449,21 +491,35 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     pitched = [t for t in score.tracks if not t.is_drum and len(t.notes)][: tok.vocab.config.max_tracks]
     names = [t.name or f"Track {i + 1}" for i, t in enumerate(pitched)]
     programs = [int(t.program) for t in pitched]
+    insts = [instrument_of_track(name, program) for name, program in zip(names, programs, strict=True)]
+    most = 3
+    wanted = [_most_at_once(t) for t in pitched]
+    while most > 1 and sum(len(lines_of(i, min(most, w))) for i, w in zip(insts, wanted, strict=True)) > MAX_LINES:
+        most -= 1
+    line_tracks, line_insts, track_of_slot = [], [], []
+    for k, (track, inst, w) in enumerate(zip(pitched, insts, wanted, strict=True)):
+        lines = lines_of(inst, min(most, w))
+        for line, line_track in zip(lines, _split_lines(track, lines), strict=True):
+            if len(line_track.notes):
+                line_tracks.append(line_track)
+                line_insts.append(line)
+                track_of_slot.append(k)
+    lined = score.copy()
+    lined.tracks = line_tracks
     key = (request or {}).get("key") or estimate_key(score)
     style = style or (request or {}).get("style") or "classical"
     tonic, mode = parse_key(key)
     shift = normalising_shift(tonic, mode)
-    normal = tok.slot_score(transpose(score, shift, *tok.vocab.config.pitch_range))
+    normal = tok.slot_score(transpose(lined, shift, *tok.vocab.config.pitch_range))
     header = tok.header_ids(Controls.of_score(normal, style, mode))
     stream = tok.stream_ids(normal)
     ranges = []
-    for t, name, program in zip(normal.tracks, names, programs, strict=True):
-        inst = instrument_of_track(name, program)
+    for t, inst in zip(normal.tracks, line_insts, strict=True):
         pitches = [n.pitch for n in t.notes]
         ranges.append((min(inst.low + shift, min(pitches)), max(inst.high + shift, max(pitches))))
     num, den = time_signature(score)
     req = Request(style, key, round(tempo_bpm(score), 2), f"{num}/{den}", names, bars, int(seed), False)
-    return header, stream, shift, names, programs, ranges, mode, req
+    return header, stream, shift, names, programs, ranges, mode, req, track_of_slot
 
 
 def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int = 0, repair: bool = True,
@@ -481,14 +537,15 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     if not isinstance(bars, int) or not 1 <= bars <= 256:
         raise RequestError(f"bars must be a whole number from 1 to 256, not {bars!r}.")
     composer = model if isinstance(model, Composer) else load_model(model)
-    header, stream, shift, names, programs, ranges, mode, req = _prepare(composer, primer, style, bars, seed)
+    header, stream, shift, names, programs, ranges, mode, req, track_of_slot = _prepare(composer, primer, style, bars,
+                                                                                         seed)
     primer_bars = len(composer.tokenizer.bar_starts(stream))
     cfg = _sampling(temperature, top_p, req.density)
     t1 = time.perf_counter()
     new = _generate(composer, header, stream, bars, ranges, mode, req, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     req.bars = primer_bars + bars
-    score = _to_score(composer, header + stream + new, -shift, list(range(len(names))), names, programs, req)
+    score = _to_score(composer, header + stream + new, -shift, track_of_slot, names, programs, req)
     return _finish(score, req, composer, repair, timings, t0, cadence=True)
 
 
@@ -501,7 +558,8 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     """
     t0 = time.perf_counter()
     composer = model if isinstance(model, Composer) else load_model(model)
-    header, stream, shift, names, programs, ranges, mode, req = _prepare(composer, source, style, 0, seed)
+    header, stream, shift, names, programs, ranges, mode, req, track_of_slot = _prepare(composer, source, style, 0,
+                                                                                         seed)
     starts = list(composer.tokenizer.bar_starts(stream)) + [len(stream)]
     total = len(starts) - 1
     first, last = bars
@@ -518,6 +576,5 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
         middle = _generate(composer, header, prefix, n, ranges, mode, req, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     req.bars = total
-    score = _to_score(composer, header + prefix + middle + suffix, -shift, list(range(len(names))), names,
-                      programs, req)
+    score = _to_score(composer, header + prefix + middle + suffix, -shift, track_of_slot, names, programs, req)
     return _finish(score, req, composer, repair, timings, t0, cadence=not suffix)

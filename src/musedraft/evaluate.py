@@ -92,6 +92,20 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
+def _noise(generated: list[float], real: list[float]) -> float:
+    """Two standard errors of (drafts' mean - real mean), relative to the real mean: a difference
+    smaller than this could be the luck of which pieces and seeds were drawn. NaN when undefined.
+
+    >>> round(_noise([1.0, 3.0], [2.0, 2.0]), 3)  # s.e. of the drafts' mean is 1.0, the real one's 0
+    1.0
+    """
+    g, r = ([v for v in vs if not math.isnan(v)] for vs in (generated, real))
+    if len(g) < 2 or len(r) < 2 or abs(float(np.mean(r))) < _ZERO:
+        return math.nan
+    se = math.sqrt(np.var(g, ddof=1) / len(g) + np.var(r, ddof=1) / len(r))
+    return 2 * se / abs(float(np.mean(r)))
+
+
 def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str | os.PathLike | None = None,
                    seed: int = 0, *, max_real: int = 50, progress: bool = False) -> dict[str, Any]:
     """Metric means of `n_drafts` drafts of `style` against the held-out real pieces of that style.
@@ -160,7 +174,9 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         real, generated = _mean([v[name] for v in real_values]), _mean([v[name] for v in draft_values])
         rel = relative_difference(generated, real)
         within = (abs(generated - real) < 0.01) if math.isnan(rel) else abs(rel) <= TARGET
-        table[name] = {"real": real, "generated": generated, "relative_difference": rel, "within_target": bool(within)}
+        noise = _noise([v[name] for v in draft_values], [v[name] for v in real_values])
+        table[name] = {"real": real, "generated": generated, "relative_difference": rel, "noise": noise,
+                       "within_target": bool(within)}
     return {
         "style": style, "n_drafts": n_drafts, "n_real": len(rows), "seed": seed, "model_id": composer.model_id,
         "bars": {"generated": draft_bars, "real": real_bars},
@@ -204,13 +220,14 @@ def _fmt(x: float, digits: int = 3) -> str:
 def evaluation_table(results: list[dict[str, Any]]) -> str:
     """Markdown: per style and metric the real and generated means, their relative difference and
     whether it is within the 10% target; then the harmony faults per 100 bars."""
-    lines = ["| style | metric | real | generated | difference | within 10% |",
-             "|---|---|---:|---:|---:|:---:|"]
+    lines = ["| style | metric | real | generated | difference | ±2 s.e. | within 10% |",
+             "|---|---|---:|---:|---:|---:|:---:|"]
     for r in results:
         for name, m in r["metrics"].items():
-            rel = m["relative_difference"]
+            rel, noise = m["relative_difference"], m.get("noise", math.nan)
             diff = f"{100 * rel:+.1f}%" if not math.isnan(rel) else f"{m['generated'] - m['real']:+.3f} (abs.)"
-            lines.append(f"| {r['style']} | {name} | {_fmt(m['real'])} | {_fmt(m['generated'])} | {diff} | "
+            spread = "—" if noise is None or math.isnan(noise) else f"{100 * noise:.1f}%"
+            lines.append(f"| {r['style']} | {name} | {_fmt(m['real'])} | {_fmt(m['generated'])} | {diff} | {spread} | "
                          f"{'yes' if m['within_target'] else '**no**'} |")
     if results:
         lines += ["", "Harmony checker faults (errors and warnings, the style's `HarmonyConfig`) per 100 bars:", "",
@@ -221,6 +238,14 @@ def evaluation_table(results: list[dict[str, Any]]) -> str:
                          f"{_fmt(h['generated_before_repair_per_100_bars'], 1)} | "
                          f"{_fmt(h['generated_after_repair_per_100_bars'], 1)} |")
     return "\n".join(lines)
+
+
+def _noisy_misses(results: list[dict[str, Any]]) -> str:
+    """', N of the M misses by less than their ±2 s.e.' (empty without misses)."""
+    misses = [m for r in results for m in r["metrics"].values() if not m["within_target"]]
+    noisy = [m for m in misses if not math.isnan(m["relative_difference"]) and m.get("noise") is not None
+             and not math.isnan(m["noise"]) and abs(m["relative_difference"]) < m["noise"]]
+    return f"; {len(noisy)} of the {len(misses)} misses differ by less than their ±2 s.e." if misses else ""
 
 
 def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft evaluate --metrics") -> str:
@@ -242,7 +267,9 @@ def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft
         f"is compared with the real mean. Target: within {100 * TARGET:.0f}%. Where the real mean is 0 the relative",
         "difference is undefined; the absolute difference is shown and counts as within target below 0.01.",
         "Draft metrics are measured after the harmony repair (the style's `HarmonyConfig`), as `compose()`",
-        "delivers them.",
+        "delivers them. The ±2 s.e. column is two standard errors of the difference of the two means (drafts and",
+        "pieces vary), relative to the real mean: a miss smaller than it is within what another draw of seeds",
+        "and pieces could change.",
         "",
         "| style | drafts | draft bars | real pieces | real bars | seconds |",
         "|---|---:|---:|---:|---:|---:|",
@@ -250,7 +277,8 @@ def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft
         "",
         evaluation_table(results),
         "",
-        f"**{sum(pairs)} of {len(pairs)}** style × metric comparisons are within the {100 * TARGET:.0f}% target.",
+        f"**{sum(pairs)} of {len(pairs)}** style × metric comparisons are within the {100 * TARGET:.0f}% target"
+        f"{_noisy_misses(results)}.",
         *(["", "Notes:", *notes] if notes else []),
         "",
     ])
