@@ -215,6 +215,47 @@ def test_entry_bias_brings_silent_voices_in(tok, gen):
     assert sounding_per_onset(SamplingConfig(entry_bias=4.0)) > sounding_per_onset(SamplingConfig(entry_bias=0.0)) + 0.3
 
 
+def silent_beats(notes: list[tuple[int, int, int, int]], res: int) -> int:
+    """Beats (from the first note to the last note's end) in which nothing sounds."""
+    first, last = min(n[0] for n in notes), max(n[1] for n in notes)
+    return sum(not any(n[0] < b + res and n[1] > b for n in notes) for b in range(first, last, res))
+
+
+def test_gap_penalty_keeps_the_music_from_stopping(tok, gen):
+    """A random model leaves every voice silent for whole beats; the gap penalty makes it rarer (same
+    seeds). A fresh piece always sounds on its first downbeat."""
+    res = tok.vocab.config.beat_res
+
+    def gaps(cfg: SamplingConfig) -> int:
+        total = 0
+        for i in range(60):
+            c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, tempo=120.0,
+                            tonic_start=True)
+            notes = _notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i))
+            assert min(n[0] for n in notes) == 0
+            total += silent_beats(notes, res)
+        return total
+
+    free = gaps(SamplingConfig(gap_penalty=0.0, entry_bias=0.0))
+    guided = gaps(SamplingConfig(gap_penalty=8.0, entry_bias=0.0))
+    assert free >= 5 and guided <= free // 4
+
+
+def test_gap_offsets_grow_with_the_silence(tok, gen):
+    """Nothing for a rest under a beat (under a bar for a single line), then a step and a beat-by-beat rise."""
+    from musedraft.generate import _Progress, _Voice  # noqa: PLC0415
+
+    res = tok.vocab.config.beat_res
+    p = _Progress(bar_start=0, bar_length=4 * res, sounding=[_Voice(0, 60, 0, res, None)])  # a note on beat 1
+    cfg = SamplingConfig(gap_penalty=1.0)
+    two = gen._gap_offsets(p, Constraints(bars=2, time_signature="4/4", pitch_ranges=RANGES[:2]), cfg)
+    cost = -two[gen.position_ids[: 4 * res]]
+    assert (cost[: 2 * res] == 0).all()  # onsets up to beat 3 leave less than a beat of silence
+    assert cost[2 * res] == 1.0 and cost[3 * res] == 2.0 and -two[gen.bar] == 3.0
+    one = gen._gap_offsets(p, Constraints(bars=2, time_signature="4/4", pitch_ranges=RANGES[:1]), cfg)
+    assert (one[gen.position_ids[: 4 * res]] == 0).all() and one[gen.bar] == 0  # a single line may rest a bar
+
+
 def test_context_sliding_keeps_grammar_and_bar_count(tok):
     """A 48-token context forces the window to slide (trim at a bar, prefill again) many times."""
     small = random_generator(tok, context=48)

@@ -39,9 +39,11 @@ class SamplingConfig:
     top_p: float = 0.98  # nucleus mass kept; 1 = off
     key_penalty: float = 1.0  # logit subtracted from pitches outside the scale; 0 = free chromaticism
     tonic_bias: float = 0.3  # logit added to the tonic triad's pitch classes: a key that must be unmistakable
+    leading_tone_bias: float = 0.3  # in minor, logit added to the raised seventh and taken from the subtonic
     offbeat_penalty: float = 0.0  # logit subtracted from onsets between beats (sparser rhythm)
     clash_penalty: float = 4.5  # logit subtracted from a pitch that clashes with a sounding voice (strong beats; halved elsewhere)
     parallel_penalty: float = 4.5  # logit subtracted from a pitch that moves in parallel fifths/octaves with another voice
+    gap_penalty: float = 1.5  # logit subtracted from a Position or Bar that leaves the music silent (see _gap_offsets)
     entry_bias: float = 2.0  # logit added to a silent slot's Program token at each onset: voices rest less
     use_cache: bool = True  # the uncached loop is the reference the tests compare against
 
@@ -150,6 +152,8 @@ class Generator:
         elif s.last == "TimeSig" and p.need_tempo and c.tempo is not None:
             allowed[:] = False  # a fresh piece starts on the downbeat of bar 1, where its tempo stands
             allowed[self.position_ids[0]] = True
+        elif s.last == "Tempo" and c.tonic_start and s.bars == 1:
+            allowed &= self.grammar.type_mask["Program"]  # ... and sounds there (an empty first bar was possible)
         if s.last == "Position":
             allowed[self.tempo_ids] = False
             if p.need_tempo and c.tempo is not None:
@@ -167,6 +171,8 @@ class Generator:
                 busy = {v.slot for v in p.sounding if v.start <= p.now < v.end}
                 offsets[self.program_ids[: c.slots]] += np.array([0.0 if k in busy else cfg.entry_bias
                                                                   for k in range(c.slots)], dtype=np.float32)
+        if cfg.gap_penalty and p.sounding:
+            offsets += self._gap_offsets(p, c, cfg)
         if allowed[self.position_ids].any():
             pos = np.arange(len(self.position_ids))
             if c.cadence and final:
@@ -196,14 +202,29 @@ class Generator:
                 offsets[self.pitch_ids] -= np.where(np.isin(pcs, list(SCALES[c.mode])), 0.0, cfg.key_penalty)
             if cfg.tonic_bias:
                 offsets[self.pitch_ids] += np.where(np.isin(pcs, list(TONIC_TRIAD[c.mode])), cfg.tonic_bias, 0.0)
-                if c.mode == "minor":  # prefer the leading tone to the subtonic: what tells A minor from C major
-                    offsets[self.pitch_ids] -= np.where(pcs == 7, cfg.tonic_bias, 0.0)
+            if cfg.leading_tone_bias and c.mode == "minor":  # G# over G: what tells A minor from C major
+                offsets[self.pitch_ids] += np.select([pcs == 8, pcs == 7], [cfg.leading_tone_bias, -cfg.leading_tone_bias])
             if cfg.clash_penalty or cfg.parallel_penalty:
                 offsets[self.pitch_ids] -= self._voice_leading(p, pitches, cfg)
         if s.last == "Pitch" and c.cadence and final:
             bar_beats = s.bar_positions / self.res
             allowed[self.duration_ids] &= self.duration_beats >= bar_beats / 2
         return allowed, offsets
+
+    def _gap_offsets(self, p: _Progress, c: Constraints, cfg: SamplingConfig) -> np.ndarray:
+        """Penalties for Position and Bar tokens by how long they leave the music silent: nothing for
+        a rest shorter than a beat when several parts play (a bar for a single line, which breathes
+        between phrases), then `gap_penalty` plus as much again for each further beat. A Bar's cost
+        is that of the silence to its downbeat; nearer onsets cost less, so a silence ends early."""
+        silent_from = max(v.end for v in p.sounding)  # every voice has stopped by then
+        allowance = self.res if c.slots > 1 else p.bar_length
+        offsets = np.zeros(self.V, dtype=np.float32)
+        onsets = p.bar_start + np.arange(len(self.position_ids), dtype=np.float32)
+        gaps = np.append(onsets, p.bar_start + p.bar_length) - silent_from
+        cost = np.where(gaps >= allowance, cfg.gap_penalty * (1.0 + (gaps - allowance) / self.res), 0.0)
+        offsets[self.position_ids] -= cost[:-1]
+        offsets[self.bar] -= cost[-1]
+        return offsets
 
     def _voice_leading(self, p: _Progress, pitches: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
         """Penalties for each candidate pitch of the slot being written, against the other voices
