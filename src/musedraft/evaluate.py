@@ -241,11 +241,11 @@ def evaluation_table(results: list[dict[str, Any]]) -> str:
 
 
 def _noisy_misses(results: list[dict[str, Any]]) -> str:
-    """', N of the M misses by less than their ±2 s.e.' (empty without misses)."""
+    """'; N of the M misses are smaller than two standard errors' (empty without misses)."""
     misses = [m for r in results for m in r["metrics"].values() if not m["within_target"]]
     noisy = [m for m in misses if not math.isnan(m["relative_difference"]) and m.get("noise") is not None
              and not math.isnan(m["noise"]) and abs(m["relative_difference"]) < m["noise"]]
-    return f"; {len(noisy)} of the {len(misses)} misses differ by less than their ±2 s.e." if misses else ""
+    return f"; {len(noisy)} of the {len(misses)} misses are smaller than two standard errors" if misses else ""
 
 
 def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft evaluate --metrics") -> str:
