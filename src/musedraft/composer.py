@@ -135,23 +135,21 @@ def _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, 
 MAX_LINES = 8  # track slots in the token stream
 
 
-def _lines(insts: list[Instrument]) -> tuple[list[Instrument], list[int]]:
-    """The lines the model writes for the requested instruments, and the instrument each belongs to.
+def _lines(insts: list[Instrument], caps: list[int] | None = None) -> tuple[list[list[Instrument]], list[int]]:
+    """The lines the model writes for each instrument (at most `caps[k]` for instrument k), and the
+    instrument each line belongs to, in line order.
 
     Keyboards and harps take several lines (`instruments.lines_of`); when the request would need more
     than the stream's 8 slots, they give up inner voices first, down to one line each.
     """
     if len(insts) > MAX_LINES:
         raise RequestError(f"Between 1 and {MAX_LINES} instruments, not {len(insts)}.")
+    caps = caps or [3] * len(insts)
     most = 3
-    while most > 1 and sum(len(lines_of(i, most)) for i in insts) > MAX_LINES:
+    while most > 1 and sum(len(lines_of(i, min(most, c))) for i, c in zip(insts, caps, strict=True)) > MAX_LINES:
         most -= 1
-    lines, owner = [], []
-    for k, inst in enumerate(insts):
-        for line in lines_of(inst, most):
-            lines.append(line)
-            owner.append(k)
-    return lines, owner
+    per_instrument = [lines_of(i, min(most, c)) for i, c in zip(insts, caps, strict=True)]
+    return per_instrument, [k for k, lines in enumerate(per_instrument) for _ in lines]
 
 
 def _slot_order(insts: list[Instrument]) -> list[int]:
@@ -206,7 +204,8 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     composer = model if isinstance(model, Composer) else load_model(model)
     timings = {"load": time.perf_counter() - t0}
     insts = [get_instrument(i) for i in req.instruments]
-    lines, owner = _lines(insts)
+    per_instrument, owner = _lines(insts)
+    lines = [line for group in per_instrument for line in group]
     tonic, mode = parse_key(req.key)
     shift = normalising_shift(tonic, mode)
     order = _slot_order(lines)
@@ -492,13 +491,9 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     names = [t.name or f"Track {i + 1}" for i, t in enumerate(pitched)]
     programs = [int(t.program) for t in pitched]
     insts = [instrument_of_track(name, program) for name, program in zip(names, programs, strict=True)]
-    most = 3
-    wanted = [_most_at_once(t) for t in pitched]
-    while most > 1 and sum(len(lines_of(i, min(most, w))) for i, w in zip(insts, wanted, strict=True)) > MAX_LINES:
-        most -= 1
+    per_instrument, _ = _lines(insts, [_most_at_once(t) for t in pitched])
     line_tracks, line_insts, track_of_slot = [], [], []
-    for k, (track, inst, w) in enumerate(zip(pitched, insts, wanted, strict=True)):
-        lines = lines_of(inst, min(most, w))
+    for k, (track, lines) in enumerate(zip(pitched, per_instrument, strict=True)):
         for line, line_track in zip(lines, _split_lines(track, lines), strict=True):
             if len(line_track.notes):
                 line_tracks.append(line_track)

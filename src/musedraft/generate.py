@@ -171,7 +171,7 @@ class Generator:
                 busy = {v.slot for v in p.sounding if v.start <= p.now < v.end}
                 offsets[self.program_ids[: c.slots]] += np.array([0.0 if k in busy else cfg.entry_bias
                                                                   for k in range(c.slots)], dtype=np.float32)
-        if cfg.gap_penalty and p.sounding:
+        if cfg.gap_penalty and p.sounding and (allowed[self.bar] or allowed[self.position_ids].any()):
             offsets += self._gap_offsets(p, c, cfg)
         if allowed[self.position_ids].any():
             pos = np.arange(len(self.position_ids))
