@@ -197,6 +197,8 @@ def test_drafts_mirror_the_parts_of_the_real_piece(tiny_corpus):
     assert evaluate._instruments({"parts": [{"name": "Violin", "program": 40}] * 12}) == ["violin"] * 8
     staves = [{"name": "Piano", "program": 0}, {"name": "Piano", "program": 0}]  # music21: a part per staff
     assert evaluate._instruments({"parts": [{"name": "Voice", "program": 52}, *staves]}) == ["choir", "piano"]
+    sung = [{"name": "Triplum", "program": 52, "median_pitch": 67.0}, {"name": "Voice", "program": 52, "median_pitch": 53.0}]
+    assert evaluate._instruments({"parts": sung}) == ["soprano", "tenor"]  # a voice by where its notes centre
 
 
 def test_evaluate_style_compares_every_metric(chorale_eval):

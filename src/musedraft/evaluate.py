@@ -43,17 +43,24 @@ def _key_name(row: dict) -> str | None:
     return f"{tonic} {mode}" if tonic and mode in ("major", "minor") else None
 
 
+_SINGERS = ("soprano", "alto", "tenor", "bass voice")
+
+
 def _instruments(row: dict) -> list[str | int]:
     """The real piece's parts as compose() instruments: by name where we know the instrument, else
     by GM program (at most MAX_PARTS, top part first as the score lists them). music21 gives each
-    staff of a piano its own part; consecutive staves of one keyboard are one instrument."""
-    from musedraft.instruments import instrument_names, instrument_of_track, lines_of  # noqa: PLC0415
+    staff of a piano its own part; consecutive staves of one keyboard are one instrument. A sung part
+    whose name says no voice ("Voice", "Triplum") is the singer whose register its notes centre in,
+    not a whole choir's range."""
+    from musedraft.instruments import get_instrument, instrument_names, instrument_of_track, lines_of  # noqa: PLC0415
 
     known = set(instrument_names())
     out: list[str | int] = []
     previous = None
     for part in row.get("parts", [])[:MAX_PARTS]:
         inst = instrument_of_track(part.get("name"), int(part.get("program", 0)))
+        if inst.name == "choir" and part.get("median_pitch") is not None:
+            inst = min((get_instrument(s) for s in _SINGERS), key=lambda i: abs(i.middle - part["median_pitch"]))
         if not (inst == previous and len(lines_of(inst)) > 1):
             out.append(inst.name if inst.name in known else inst.program)
         previous = inst
