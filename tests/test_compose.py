@@ -102,7 +102,7 @@ def test_each_instrument_plays_one_line_and_a_piano_three(drafts):
 
 def test_keyboards_give_up_inner_voices_when_the_eight_slots_run_short():
     def lines(names):
-        return [(i.name, i.low, i.high) for group in _lines([get_instrument(n) for n in names])[0] for i in group]
+        return [(i.name, i.low, i.high) for group in _lines([get_instrument(n) for n in names], 8)[0] for i in group]
 
     assert lines(["piano", "violin"]) == [("piano", 60, 91), ("piano", 50, 76), ("piano", 28, 62),
                                           ("violin", 55, 100)]
@@ -111,7 +111,7 @@ def test_keyboards_give_up_inner_voices_when_the_eight_slots_run_short():
         ("organ", 36, 62), ("flute", 60, 96)]
     assert len(lines(["piano"] + ["violin"] * 7)) == 8  # the piano plays one line
     with pytest.raises(RequestError, match="Between 1 and 8 instruments"):
-        _lines([get_instrument("violin")] * 9)
+        _lines([get_instrument("violin")] * 9, 8)
 
 
 def test_final_chord_is_the_tonic_triad_with_the_bass_on_the_tonic(drafts):

@@ -132,21 +132,18 @@ def _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, 
                    scene, preset.density if preset else 0.6)
 
 
-MAX_LINES = 8  # track slots in the token stream
-
-
-def _lines(insts: list[Instrument], caps: list[int] | None = None) -> tuple[list[list[Instrument]], list[int]]:
+def _lines(insts: list[Instrument], slots: int, caps: list[int] | None = None) -> tuple[list[list[Instrument]], list[int]]:
     """The lines the model writes for each instrument (at most `caps[k]` for instrument k), and the
     instrument each line belongs to, in line order.
 
     Keyboards and harps take several lines (`instruments.lines_of`); when the request would need more
-    than the stream's 8 slots, they give up inner voices first, down to one line each.
+    than the stream's `slots` track slots, they give up inner voices first, down to one line each.
     """
-    if len(insts) > MAX_LINES:
-        raise RequestError(f"Between 1 and {MAX_LINES} instruments, not {len(insts)}.")
+    if len(insts) > slots:
+        raise RequestError(f"Between 1 and {slots} instruments, not {len(insts)}.")
     caps = caps or [3] * len(insts)
     most = 3
-    while most > 1 and sum(len(lines_of(i, min(most, c))) for i, c in zip(insts, caps, strict=True)) > MAX_LINES:
+    while most > 1 and sum(len(lines_of(i, min(most, c))) for i, c in zip(insts, caps, strict=True)) > slots:
         most -= 1
     per_instrument = [lines_of(i, min(most, c)) for i, c in zip(insts, caps, strict=True)]
     return per_instrument, [k for k, lines in enumerate(per_instrument) for _ in lines]
@@ -204,7 +201,7 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     composer = model if isinstance(model, Composer) else load_model(model)
     timings = {"load": time.perf_counter() - t0}
     insts = [get_instrument(i) for i in req.instruments]
-    per_instrument, owner = _lines(insts)
+    per_instrument, owner = _lines(insts, composer.tokenizer.vocab.config.max_tracks)
     lines = [line for group in per_instrument for line in group]
     tonic, mode = parse_key(req.key)
     shift = normalising_shift(tonic, mode)
@@ -463,14 +460,13 @@ def _split_lines(track: Track, lines: list[Instrument]) -> list[Track]:
         group = sorted(onsets[onset], key=lambda n: -n.pitch)
         free = [j for j in range(len(lines)) if busy_until[j] <= onset]
         pool = free if len(free) >= len(group) else list(range(len(lines)))
-        distinct = group if len(group) <= len(pool) else group[: len(pool) - 1] + group[-1:]
+        # the top and bottom notes (and as many between as lines allow) each get a line of their own
+        distinct = list(range(len(group))) if len(group) <= len(pool) else [*range(len(pool) - 1), len(group) - 1]
         chosen = min(combinations(pool, len(distinct)),
-                     key=lambda ks: sum(abs(centre[k] - n.pitch) for k, n in zip(ks, distinct, strict=True)))
-        placed = dict(zip(map(id, distinct), chosen, strict=True))
-        for note in group:
-            k = placed.get(id(note))
-            if k is None:
-                k = min(chosen, key=lambda j: abs(centre[j] - note.pitch))
+                     key=lambda ks: sum(abs(centre[k] - group[i].pitch) for k, i in zip(ks, distinct, strict=True)))
+        placed = dict(zip(distinct, chosen, strict=True))
+        for i, note in enumerate(group):
+            k = placed[i] if i in placed else min(chosen, key=lambda j: abs(centre[j] - note.pitch))
             out[k].notes.append(note.copy())
             busy_until[k] = max(busy_until[k], note.end)
     return out
@@ -491,7 +487,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     names = [t.name or f"Track {i + 1}" for i, t in enumerate(pitched)]
     programs = [int(t.program) for t in pitched]
     insts = [instrument_of_track(name, program) for name, program in zip(names, programs, strict=True)]
-    per_instrument, _ = _lines(insts, [_most_at_once(t) for t in pitched])
+    per_instrument, _ = _lines(insts, tok.vocab.config.max_tracks, [_most_at_once(t) for t in pitched])
     line_tracks, line_insts, track_of_slot = [], [], []
     for k, (track, lines) in enumerate(zip(pitched, per_instrument, strict=True)):
         for line, line_track in zip(lines, _split_lines(track, lines), strict=True):

@@ -132,9 +132,9 @@ REGISTERS: tuple[tuple[str, int], ...] = (  # (name, lowest median pitch that be
 
 # A keyboard or harp part is written as several lines that become one track: the model writes one note
 # per line at a time (the corpus is mostly part-writing), and a one-line piano is not a piano. Three
-# lines, top first: the melody, an inner voice and the bass (the left hand). With three, drafts of the
-# held-out romantic piano pieces' requests came within 10% of their polyphony, range and notes per bar;
-# one line gave 37-53% too few (docs/evaluation.md).
+# lines, top first: the melody, an inner voice and the bass (the left hand). Drafts of the held-out
+# romantic pieces' requests (docs/evaluation.md, 30 drafts): polyphony -13%, range -7%, notes per bar -4%
+# against the real pieces; with one line they had 37-53% too few.
 _LINES = {
     "piano": ((60, 91), (50, 76), (28, 62)),
     "harpsichord": ((60, 89), (50, 74), (29, 62)),

@@ -129,7 +129,7 @@ def empty_beat_rate(score: Score) -> float:
 
     MusPy counts from time 0; we start at the first note because MIDI has no short pickup bar: an
     anacrusis sits at its beat in a full first bar, and the beats before it are padding, not rests
-    (that padding was 90% of the "empty" beats of held-out chorales, docs/evaluation.md).
+    (that padding was 88% of the "empty" beats of held-out chorales).
 
     >>> empty_beat_rate(_example([(60, 0, 1), (62, 3, 1)]))  # beats 2 and 3 are silent
     0.5
