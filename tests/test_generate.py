@@ -221,6 +221,26 @@ def silent_beats(notes: list[tuple[int, int, int, int]], res: int) -> int:
     return sum(not any(n[0] < b + res and n[1] > b for n in notes) for b in range(first, last, res))
 
 
+def test_ambitus_penalty_keeps_each_line_inside_its_style_span(tok, gen):
+    """With an overwhelming penalty every line's new notes stay within the ambitus; without one the
+    random model's lines wander over their whole (17-24 semitone) ranges."""
+
+    def widest(c: Constraints, cfg: SamplingConfig) -> int:
+        spans = []
+        for i in range(20):
+            notes = _notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i))
+            for slot in range(c.slots):
+                pitches = [n[3] for n in notes if n[2] == slot]
+                spans.append(max(pitches) - min(pitches) if pitches else 0)
+        return max(spans)
+
+    c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES, cadence=False, ambitus=7)
+    assert widest(c, SamplingConfig(ambitus_penalty=1e4)) <= 7
+    assert widest(c, SamplingConfig(ambitus_penalty=0)) > 12
+    c.ambitus = None  # no habit: no limit
+    assert widest(c, SamplingConfig(ambitus_penalty=1e4)) > 12
+
+
 def test_gap_penalty_keeps_the_music_from_stopping(tok, gen):
     """A random model leaves every voice silent for whole beats; the gap penalty makes it rarer (same
     seeds). A fresh piece always sounds on its first downbeat."""

@@ -26,7 +26,7 @@ from musedraft.evaluate import (
 )
 from musedraft.instruments import get_instrument
 from musedraft.metrics import METRICS
-from musedraft.score import load_midi, ticks_per_bar
+from musedraft.score import first_bars, load_midi, ticks_per_bar
 
 # (pitch, onset in quarters, duration in quarters) on an eighth-note grid, up to 3 parts
 notes_st = st.lists(st.tuples(st.integers(36, 90), st.integers(0, 63).map(lambda x: x / 2),
@@ -189,6 +189,16 @@ def test_evaluate_style_measures_the_held_out_pieces_of_the_style(chorale_eval, 
         assert chorale_eval["metrics"][name]["real"] == pytest.approx(np.nanmean(values[name]), nan_ok=True), name
 
 
+def test_evaluate_style_measures_training_pieces_the_same_way_beside_them(chorale_eval, tiny_corpus):
+    train = sorted((r for r in load_table(tiny_corpus / "corpus") if r["split"] == "train" and r["style"] == "chorale"),
+                   key=lambda r: r["id"])
+    assert chorale_eval["n_train"] == len(train) > 10
+    rng = np.random.default_rng(4)  # seed + 1: its own draws, so the held-out pieces and drafts are unchanged
+    ranges = [METRICS["pitch_range"](first_bars(load_midi(tiny_corpus / "corpus" / r["midi"]), int(rng.integers(16, 33))))
+              for r in train]
+    assert chorale_eval["metrics"]["pitch_range"]["train"] == pytest.approx(np.mean(ranges))
+
+
 def test_drafts_mirror_the_parts_of_the_real_piece(tiny_corpus):
     row = next(r for r in load_table(tiny_corpus / "corpus")
                if [(p["name"], p["program"]) for p in r["parts"]] == [("Soprano", 52), ("Alto", 52), ("Tenor", 52), ("Bass", 52)])
@@ -236,8 +246,10 @@ def _result(style, real, generated, harmony=_HARMONY):
 
 
 def test_evaluation_table_reports_differences_and_the_target():
-    table = evaluation_table([_result("chorale", (4.0, 0.0), (3.8, 0.2))])
-    assert "| chorale | polyphony | 4.000 | 3.800 | -5.0% | 4.0% | yes |" in table
+    result = _result("chorale", (4.0, 0.0), (3.8, 0.2))
+    result["metrics"]["polyphony"]["train"] = 3.9
+    table = evaluation_table([result])
+    assert "| chorale | polyphony | 4.000 | 3.800 | -5.0% | 4.0% | yes | 3.900 |" in table
     assert "| chorale | empty_beat_rate | 0.000 | 0.200 | +0.200 (abs.) | — | **no** |" in table
     assert "| chorale | 2.0 | 40.0 | 5.5 |" in table
     folk = evaluation_table([_result("folk", (1.0, 0.1), (1.5, 0.1))])

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--limit", type=int, default=0, help="at most this many source files")
     b.add_argument("--collections", default="", help="comma-separated corpus folders, e.g. bach,haydn")
+    h = csub.add_parser("habits", help="measure each style's habits (line ambitus) on the train split into a checkpoint")
+    h.add_argument("--cache", type=Path, default=None, help="cache folder (default: the user cache dir)")
+    h.add_argument("--out", type=Path, required=True, help="checkpoint folder to write habits.json into")
 
     p = sub.add_parser("train", help="train a model on the token shards")
     p.add_argument("--shards", type=Path, default=None)
@@ -230,6 +233,14 @@ def _cmd_corpus(args) -> None:
     from musedraft.dataset import ShardConfig, build_shards  # noqa: PLC0415
 
     cache = Path(args.cache) if args.cache else default_cache_dir()
+    if args.corpus_command == "habits":
+        if not (args.out / "config.json").is_file():
+            from musedraft.errors import RequestError  # noqa: PLC0415
+
+            raise RequestError(f"{args.out} is not a checkpoint folder (no config.json): pass the folder "
+                               "`musedraft train` wrote, e.g. runs/default/best.")
+        _write_habits(cache / "corpus", [args.out])
+        return
     summary = build_corpus(CorpusConfig(cache=cache / "corpus", workers=args.workers, limit=args.limit,
                                         collections=tuple(c for c in args.collections.split(",") if c)))
     failed = summary.pop("failed")
@@ -250,6 +261,23 @@ def _cmd_train(args) -> None:
                       resume=args.resume, init=args.init, fim_rate=args.fim_rate, cpu_bf16=args.cpu_bf16,
                       model=ModelConfig(context=args.context, n_layer=args.layers, n_head=args.heads, d_model=args.dim))
     print(json.dumps(train(cfg), indent=1))
+    corpus = Path(cfg.shards).parent / "corpus"  # `musedraft corpus build` puts the corpus beside the shards
+    if (corpus / "table.jsonl").is_file():
+        _write_habits(corpus, [cfg.out / "best", cfg.out / "last"])
+    else:
+        print(f"no corpus at {corpus}: the checkpoints sample without style habits "
+              "(write them later with `musedraft corpus habits --out <checkpoint>`)")
+
+
+def _write_habits(corpus: Path, folders: list[Path]) -> None:
+    """Habits travel with the weights: a checkpoint samples with the habits of the corpus it learnt from."""
+    from musedraft.habits import measure_habits, save_habits  # noqa: PLC0415
+
+    habits = measure_habits(corpus, progress=True)
+    for folder in folders:
+        if folder.is_dir():
+            print(f"wrote {save_habits(habits, folder)}: ambitus " +
+                  ", ".join(f"{style} {h.ambitus}" for style, h in habits.items()))
 
 
 def _cmd_pack(args) -> None:

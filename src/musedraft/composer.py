@@ -65,6 +65,7 @@ class Composer:
 
     def __init__(self, folder: str | Path):
         from musedraft.generate import Generator  # noqa: PLC0415
+        from musedraft.habits import load_habits  # noqa: PLC0415
         from musedraft.model import load_checkpoint  # noqa: PLC0415
         from musedraft.tokenizer import Tokenizer  # noqa: PLC0415
         from musedraft.vocab import Vocab  # noqa: PLC0415
@@ -84,6 +85,7 @@ class Composer:
             raise ModelError(f"{folder}: the model has {self.model.cfg.vocab_size} token ids but the vocabulary "
                              f"beside it has {self.tokenizer.vocab.size}; the checkpoint folder is mixed up.")
         self.generator = Generator(self.model, self.tokenizer)
+        self.habits = load_habits(self.folder)  # per style; {} for a checkpoint without habits.json
         self.model_id = self.meta.get("id", self.folder.name)
 
 
@@ -260,8 +262,10 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
 
     reqs = [reqs] if isinstance(reqs, Request) else reqs
     fresh = tempo == "request" and not music  # a new piece, not a continuation or a middle
+    habits = composer.habits.get(reqs[0].style)
     c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
-                    tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh)
+                    tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh,
+                    ambitus=habits.ambitus if habits else None)
     seeds = [r.seed * 7919 + seed_offset for r in reqs]
     rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
     return [[t for t in new if t != composer.tokenizer.eos] for new in rows]

@@ -25,7 +25,7 @@ import numpy as np
 from musedraft.errors import CorpusError, RequestError
 from musedraft.files import atomic_path
 from musedraft.metrics import METRICS, compute_all
-from musedraft.score import Score, ticks_per_bar
+from musedraft.score import first_bars
 
 __all__ = ["TARGET", "evaluate_style", "relative_difference", "evaluation_table", "evaluation_markdown",
            "write_evaluation"]
@@ -67,22 +67,13 @@ def _instruments(row: dict) -> list[str | int]:
     return out
 
 
-def _cut(score: Score, bars: int) -> Score:
-    """The first `bars` bars of a real piece, notes ringing past the cut shortened to it."""
-    end = bars * ticks_per_bar(score)
-    cut = score.clip(0, end, clip_end=False)
-    for track in cut.tracks:
-        for note in track.notes:
-            note.duration = min(note.duration, end - note.time)
-    return cut
-
-
-def _held_out_rows(style: str, corpus_cache: Path, limit: int, rng: np.random.Generator) -> list[dict]:
+def _held_out_rows(style: str, corpus_cache: Path, limit: int, rng: np.random.Generator,
+                   splits: tuple[str, ...] = HELD_OUT) -> list[dict]:
     from musedraft.corpus import load_table  # noqa: PLC0415
 
-    rows = sorted((r for r in load_table(corpus_cache) if r.get("split") in HELD_OUT and r.get("style") == style),
+    rows = sorted((r for r in load_table(corpus_cache) if r.get("split") in splits and r.get("style") == style),
                   key=lambda r: r["id"])
-    if not rows:
+    if not rows and splits == HELD_OUT:
         raise CorpusError(f"The corpus at {corpus_cache} has no held-out pieces of style {style!r}.")
     if len(rows) > limit:
         rows = [rows[i] for i in sorted(rng.choice(len(rows), size=limit, replace=False))]
@@ -152,10 +143,13 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
     real_values, real_findings, real_bars = [], 0, 0
     for row in rows:
         bars = int(rng.integers(BARS[0], BARS[1] + 1))
-        score = _cut(load_midi(cache / row["midi"]), bars)
+        score = first_bars(load_midi(cache / row["midi"]), bars)
         real_values.append(compute_all(score))
         real_bars += bars
         real_findings += _faults(check(score, config))
+    train_rng = np.random.default_rng(seed + 1)  # its own draws: the held-out pieces and the drafts stay seed's
+    train_values = [compute_all(first_bars(load_midi(cache / row["midi"]), int(train_rng.integers(BARS[0], BARS[1] + 1))))
+                    for row in _held_out_rows(style, cache, max_real, train_rng, splits=("train",))]
 
     draft_values, before, after, draft_bars, fallbacks = [], 0, 0, 0, 0
     for i in tqdm(range(n_drafts), desc=f"evaluate {style}", unit="draft", disable=not progress):
@@ -183,9 +177,9 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         within = (abs(generated - real) < 0.01) if math.isnan(rel) else abs(rel) <= TARGET
         noise = _noise([v[name] for v in draft_values], [v[name] for v in real_values])
         table[name] = {"real": real, "generated": generated, "relative_difference": rel, "noise": noise,
-                       "within_target": bool(within)}
+                       "within_target": bool(within), "train": _mean([v[name] for v in train_values])}
     return {
-        "style": style, "n_drafts": n_drafts, "n_real": len(rows), "seed": seed, "model_id": composer.model_id,
+        "style": style, "n_drafts": n_drafts, "n_real": len(rows), "n_train": len(train_values), "seed": seed, "model_id": composer.model_id,
         "bars": {"generated": draft_bars, "real": real_bars},
         "metrics": table,
         "harmony": {"real_per_100_bars": 100.0 * real_findings / real_bars,
@@ -227,15 +221,15 @@ def _fmt(x: float, digits: int = 3) -> str:
 def evaluation_table(results: list[dict[str, Any]]) -> str:
     """Markdown: per style and metric the real and generated means, their relative difference and
     whether it is within the 10% target; then the harmony faults per 100 bars."""
-    lines = ["| style | metric | real | generated | difference | ±2 s.e. | within 10% |",
-             "|---|---|---:|---:|---:|---:|:---:|"]
+    lines = ["| style | metric | real | generated | difference | ±2 s.e. | within 10% | train pieces |",
+             "|---|---|---:|---:|---:|---:|:---:|---:|"]
     for r in results:
         for name, m in r["metrics"].items():
             rel, noise = m["relative_difference"], m.get("noise", math.nan)
             diff = f"{100 * rel:+.1f}%" if not math.isnan(rel) else f"{m['generated'] - m['real']:+.3f} (abs.)"
             spread = "—" if noise is None or math.isnan(noise) else f"{100 * noise:.1f}%"
             lines.append(f"| {r['style']} | {name} | {_fmt(m['real'])} | {_fmt(m['generated'])} | {diff} | {spread} | "
-                         f"{'yes' if m['within_target'] else '**no**'} |")
+                         f"{'yes' if m['within_target'] else '**no**'} | {_fmt(m.get('train', math.nan))} |")
     if results:
         lines += ["", "Harmony checker faults (errors and warnings, the style's `HarmonyConfig`) per 100 bars:", "",
                   "| style | real pieces | drafts before repair | drafts after repair |", "|---|---:|---:|---:|"]
@@ -261,7 +255,7 @@ def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft
     model_ids = sorted({str(r["model_id"]) for r in results})
     notes = [f"- {r['style']}: {n}" for r in results for n in r["notes"] ]
     rows = "\n".join(f"| {r['style']} | {r['n_drafts']} | {r['bars']['generated']} | {r['n_real']} | "
-                     f"{r['bars']['real']} | {r['seconds']:.0f} |" for r in results)
+                     f"{r['bars']['real']} | {r.get('n_train', '—')} | {r['seconds']:.0f} |" for r in results)
     return "\n".join([
         "# Evaluation: drafts against held-out real pieces",
         "",
@@ -278,10 +272,12 @@ def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft
         "Draft metrics are measured after the harmony repair (the style's `HarmonyConfig`), as `compose()`",
         "delivers them. The ±2 s.e. column is two standard errors of the difference of the two means (drafts and",
         "pieces vary), relative to the real mean: a miss smaller than it is within what another draw of seeds",
-        "and pieces could change.",
+        "and pieces could change. The train pieces column is the same metric over up to 50 training pieces of the",
+        "style, cut the same way: where the drafts sit near it but not near the held-out mean, the few held-out",
+        "pieces differ from what the model learnt from.",
         "",
-        "| style | drafts | draft bars | real pieces | real bars | seconds |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| style | drafts | draft bars | real pieces | real bars | train pieces | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         rows,
         "",
         evaluation_table(results),

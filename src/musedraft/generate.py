@@ -45,6 +45,7 @@ class SamplingConfig:
     parallel_penalty: float = 4.5  # logit subtracted from a pitch that moves in parallel fifths/octaves with another voice
     gap_penalty: float = 1.5  # logit subtracted from a Position or Bar that leaves the music silent (see _gap_offsets)
     entry_bias: float = 2.0  # logit added to a silent slot's Program token at each onset: voices rest less
+    ambitus_penalty: float = 1.0  # logit subtracted per semitone a pitch takes its line beyond Constraints.ambitus
     use_cache: bool = True  # the uncached loop is the reference the tests compare against
 
 
@@ -59,6 +60,7 @@ class Constraints:
     tempo: float | None = None  # forced at the first position of the first new bar
     cadence: bool = True  # close on V(7) → I in the last two bars
     tonic_start: bool = False  # the first downbeat sounds the tonic triad (a fresh piece states its key)
+    ambitus: int | None = None  # semitones a line's new notes usually span (the style's habit); None = no limit
 
     @property
     def slots(self) -> int:
@@ -101,6 +103,7 @@ class _Progress:
     bar_length: int = 0  # grid positions in the current bar
     pitch: int = -1  # the pitch just chosen, waiting for its duration
     sounding: list[_Voice] = field(default_factory=list)  # notes that have not ended yet, oldest first
+    compass: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (lowest, highest) pitch it has played
 
     @property
     def now(self) -> int:
@@ -206,6 +209,10 @@ class Generator:
                 offsets[self.pitch_ids] += np.select([pcs == 8, pcs == 7], [cfg.leading_tone_bias, -cfg.leading_tone_bias])
             if cfg.clash_penalty or cfg.parallel_penalty:
                 offsets[self.pitch_ids] -= self._voice_leading(p, pitches, cfg)
+            if cfg.ambitus_penalty and c.ambitus is not None and s.slot in p.compass:
+                low, high = p.compass[s.slot]
+                beyond = np.maximum(pitches, high) - np.minimum(pitches, low) - c.ambitus
+                offsets[self.pitch_ids] -= cfg.ambitus_penalty * np.maximum(beyond, 0)
         if s.last == "Pitch" and c.cadence and final:
             bar_beats = s.bar_positions / self.res
             allowed[self.duration_ids] &= self.duration_beats >= bar_beats / 2
@@ -272,6 +279,8 @@ class Generator:
             length = max(1, int(round(self.duration_of[tid] * self.res)))
             note = _Voice(slot, p.pitch, now, now + length, _last_pitch(p.sounding, slot, now))
             p.sounding = [v for v in p.sounding if v.end >= now] + [note]
+            low, high = p.compass.get(slot, (p.pitch, p.pitch))
+            p.compass[slot] = (min(low, p.pitch), max(high, p.pitch))
 
     # -- decoding loop ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -20,6 +20,7 @@ __all__ = [
     "load_midi",
     "ticks_per_bar",
     "bar_count",
+    "first_bars",
     "time_signature",
     "tempo_bpm",
     "seconds_at_tick",
@@ -157,3 +158,13 @@ def notes_array(score: Score) -> np.ndarray:
         return np.empty(0, dtype=NOTE_DTYPE)
     notes = np.concatenate(parts)
     return notes[np.lexsort((notes["pitch"], notes["track"], notes["start"]))]
+
+
+def first_bars(score: Score, bars: int) -> Score:
+    """The first `bars` bars of a piece, notes ringing past the cut shortened to it."""
+    end = bars * ticks_per_bar(score)
+    cut = score.clip(0, end, clip_end=False)
+    for track in cut.tracks:
+        for note in track.notes:
+            note.duration = min(note.duration, end - note.time)
+    return cut

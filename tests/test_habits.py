@@ -1,0 +1,60 @@
+"""Style habits: measured on the train split only, shipped beside the weights, read by the composer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from musedraft.cli import main
+from musedraft.composer import DEFAULT_MODEL, Composer
+from musedraft.corpus import STYLES, load_table
+from musedraft.errors import ModelError
+from musedraft.habits import HabitsConfig, StyleHabits, load_habits, measure_habits, save_habits
+from musedraft.score import load_midi
+
+
+def test_ambitus_is_the_quantile_of_the_train_lines_spans(tiny_corpus):
+    """Whole pieces (excerpts longer than any chorale), so the spans can be recomputed here."""
+    corpus = tiny_corpus / "corpus"
+    cfg = HabitsConfig(excerpt_bars=(10_000, 10_000), quantile=0.5)
+    habits = measure_habits(corpus, cfg)
+    train = [r for r in load_table(corpus) if r["split"] == "train"]
+    spans = [int(np.ptp([n.pitch for n in t.notes])) for r in train for t in load_midi(corpus / r["midi"]).tracks
+             if len(t.notes) >= cfg.min_notes]
+    assert set(habits) == {"chorale"}
+    assert habits["chorale"].pieces == len(train) and habits["chorale"].lines == len(spans)
+    assert habits["chorale"].ambitus == int(np.quantile(spans, 0.5))
+    wider = measure_habits(corpus, HabitsConfig(excerpt_bars=(10_000, 10_000), quantile=0.9))
+    assert wider["chorale"].ambitus >= habits["chorale"].ambitus
+
+
+def test_habits_round_trip_and_a_broken_file_says_how_to_fix_it(tmp_path):
+    assert load_habits(tmp_path) == {}  # a checkpoint from before habits samples without them
+    habits = {"folk": StyleHabits(ambitus=17, pieces=300, lines=300)}
+    save_habits(habits, tmp_path)
+    assert load_habits(tmp_path) == habits
+    (tmp_path / "habits.json").write_text("{not json")
+    with pytest.raises(ModelError, match="musedraft corpus habits"):
+        load_habits(tmp_path)
+
+
+def test_cli_writes_habits_into_a_checkpoint_the_composer_then_reads(tiny_corpus, tiny_checkpoint, tmp_path, capsys):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    (folder / "habits.json").unlink(missing_ok=True)
+    assert Composer(folder).habits == {}
+    assert main(["corpus", "habits", "--cache", str(tiny_corpus), "--out", str(folder)]) == 0
+    assert "ambitus chorale" in capsys.readouterr().out
+    assert Composer(folder).habits["chorale"].ambitus == json.loads((folder / "habits.json").read_text())[
+        "styles"]["chorale"]["ambitus"]
+    assert main(["corpus", "habits", "--cache", str(tiny_corpus), "--out", str(tmp_path / "nothing")]) == 1
+    assert "not a checkpoint folder" in capsys.readouterr().err
+
+
+def test_the_shipped_model_has_an_ambitus_for_every_style():
+    habits = load_habits(DEFAULT_MODEL)
+    assert set(habits) == set(STYLES)
+    assert all(7 <= h.ambitus <= 36 and h.pieces >= 20 for h in habits.values())
