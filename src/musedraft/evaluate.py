@@ -67,14 +67,12 @@ def _instruments(row: dict) -> list[str | int]:
     return out
 
 
-def _held_out_rows(style: str, corpus_cache: Path, limit: int, rng: np.random.Generator,
-                   splits: tuple[str, ...] = HELD_OUT) -> list[dict]:
+def _pieces(style: str, corpus_cache: Path, splits: tuple[str, ...], limit: int, rng: np.random.Generator) -> list[dict]:
+    """The corpus rows of a style in these splits, by id; a deterministic sample of `limit` when there are more."""
     from musedraft.corpus import load_table  # noqa: PLC0415
 
     rows = sorted((r for r in load_table(corpus_cache) if r.get("split") in splits and r.get("style") == style),
                   key=lambda r: r["id"])
-    if not rows and splits == HELD_OUT:
-        raise CorpusError(f"The corpus at {corpus_cache} has no held-out pieces of style {style!r}.")
     if len(rows) > limit:
         rows = [rows[i] for i in sorted(rng.choice(len(rows), size=limit, replace=False))]
     return rows
@@ -116,11 +114,12 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         corpus_cache: the corpus folder holding `table.jsonl` and `midi/`
             (default `musedraft.corpus.default_cache_dir() / "corpus"`).
         seed: fixes the draft seeds, the lengths and which real pieces are used.
-        max_real: at most this many real pieces (a deterministic sample when there are more).
+        max_real: at most this many real pieces, held-out and (for the train column) training ones
+            (a deterministic sample when there are more).
         progress: show a tqdm bar over the drafts.
     Returns:
-        {"style", "n_drafts", "n_real", "bars": {...}, "metrics": {name: {"real", "generated",
-        "relative_difference", "within_target"}}, "harmony": {...}, "notes": [...], "seconds"}.
+        {"style", "n_drafts", "n_real", "n_train", "bars": {...}, "metrics": {name: {"real", "generated",
+        "relative_difference", "noise", "within_target", "train"}}, "harmony": {...}, "notes": [...], "seconds"}.
         Draft metrics are taken after the harmony repair: what compose() hands a user.
     """
     from tqdm import tqdm  # noqa: PLC0415
@@ -135,7 +134,9 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
     t0 = time.perf_counter()
     cache = Path(corpus_cache) if corpus_cache else default_cache_dir() / "corpus"
     rng = np.random.default_rng(seed)
-    rows = _held_out_rows(style, cache, max_real, rng)
+    rows = _pieces(style, cache, HELD_OUT, max_real, rng)
+    if not rows:
+        raise CorpusError(f"The corpus at {cache} has no held-out pieces of style {style!r}.")
     composer = model if isinstance(model, Composer) else load_model(model)
     config = HarmonyConfig.for_style(style)
     notes: list[str] = []
@@ -149,7 +150,7 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         real_findings += _faults(check(score, config))
     train_rng = np.random.default_rng(seed + 1)  # its own draws: the held-out pieces and the drafts stay seed's
     train_values = [compute_all(first_bars(load_midi(cache / row["midi"]), int(train_rng.integers(BARS[0], BARS[1] + 1))))
-                    for row in _held_out_rows(style, cache, max_real, train_rng, splits=("train",))]
+                    for row in _pieces(style, cache, ("train",), max_real, train_rng)]
 
     draft_values, before, after, draft_bars, fallbacks = [], 0, 0, 0, 0
     for i in tqdm(range(n_drafts), desc=f"evaluate {style}", unit="draft", disable=not progress):
@@ -179,7 +180,8 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         table[name] = {"real": real, "generated": generated, "relative_difference": rel, "noise": noise,
                        "within_target": bool(within), "train": _mean([v[name] for v in train_values])}
     return {
-        "style": style, "n_drafts": n_drafts, "n_real": len(rows), "n_train": len(train_values), "seed": seed, "model_id": composer.model_id,
+        "style": style, "n_drafts": n_drafts, "n_real": len(rows), "n_train": len(train_values), "seed": seed,
+        "model_id": composer.model_id,
         "bars": {"generated": draft_bars, "real": real_bars},
         "metrics": table,
         "harmony": {"real_per_100_bars": 100.0 * real_findings / real_bars,

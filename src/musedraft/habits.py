@@ -1,10 +1,11 @@
 """Before generation: what the training pieces of each style usually do, measured once and shipped
 beside the weights (habits.json in the checkpoint folder).
 
-A 1.7 M-parameter model with a 512-token window forgets where a line started: measured on held-out
-requests, its folk tunes and Renaissance voices spanned 16-17 semitones where the training pieces'
-lines span 12-14 in 16-32 bars. The sampler keeps each line inside its style's usual ambitus, and
-that ambitus comes from the training split only, so the held-out pieces stay held out.
+A 1.7 M-parameter model with a 512-token window forgets where a line started: in drafts mirroring
+held-out pieces its folk tunes spanned 17 semitones and its Renaissance voices 16 (medians), where
+the training pieces' lines span 14 and 12 over 16-32 bars. The sampler keeps each line inside its
+style's usual ambitus, and that ambitus comes from the training split only, so the held-out pieces
+stay held out.
 
     corpus table (train split) ─► openings of 16-32 bars ─► each line's span ─► ambitus per style
 """
