@@ -241,6 +241,28 @@ def test_ambitus_penalty_keeps_each_line_inside_its_style_span(tok, gen):
     assert widest(c, SamplingConfig(ambitus_penalty=1e4)) > 12
 
 
+def test_ambitus_counts_from_the_primer(tok, gen):
+    """A continued line keeps its primer's register: with the primer spanning G4-D5 (7 semitones) and
+    an ambitus of 7, every new note stays between them."""
+    v = tok.vocab
+    primer = [tok.bar, v["TimeSig_4/4"]]
+    for beat, (top, bottom) in enumerate([(67, 48), (74, 55), (71, 52), (69, 50)]):
+        primer += [v[f"Position_{beat * v.config.beat_res}"], v["Program_0"], v[f"Pitch_{top}"], v["Duration_1.0.8"],
+                   v["Program_1"], v[f"Pitch_{bottom}"], v["Duration_1.0.8"]]
+    c = Constraints(bars=3, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, ambitus=7)
+
+    def new_pitches(cfg: SamplingConfig, slot: int) -> set[int]:
+        found = set()
+        for i in range(10):
+            notes = _notes_of(tok, gen.generate(header_for(tok, c), primer, c, cfg, seed=i))
+            found |= {n[3] for n in notes if n[2] == slot}
+        return found
+
+    assert new_pitches(SamplingConfig(ambitus_penalty=1e4), 0) <= set(range(67, 75))
+    assert new_pitches(SamplingConfig(ambitus_penalty=1e4), 1) <= set(range(48, 56))
+    assert not new_pitches(SamplingConfig(ambitus_penalty=0), 0) <= set(range(67, 75))
+
+
 def test_gap_penalty_keeps_the_music_from_stopping(tok, gen):
     """A random model leaves every voice silent for whole beats; the gap penalty makes it rarer (same
     seeds). A fresh piece always sounds on its first downbeat."""

@@ -60,7 +60,7 @@ class Constraints:
     tempo: float | None = None  # forced at the first position of the first new bar
     cadence: bool = True  # close on V(7) → I in the last two bars
     tonic_start: bool = False  # the first downbeat sounds the tonic triad (a fresh piece states its key)
-    ambitus: int | None = None  # semitones a line's new notes usually span (the style's habit); None = no limit
+    ambitus: int | None = None  # semitones a line usually spans (the style's habit), counting the music in view; None = no limit
 
     @property
     def slots(self) -> int:
@@ -103,7 +103,7 @@ class _Progress:
     bar_length: int = 0  # grid positions in the current bar
     pitch: int = -1  # the pitch just chosen, waiting for its duration
     sounding: list[_Voice] = field(default_factory=list)  # notes that have not ended yet, oldest first
-    compass: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (lowest, highest) pitch it has played
+    compass: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (lowest, highest) pitch, primer included
 
     @property
     def now(self) -> int:
@@ -282,6 +282,21 @@ class Generator:
             low, high = p.compass.get(slot, (p.pitch, p.pitch))
             p.compass[slot] = (min(low, p.pitch), max(high, p.pitch))
 
+    def _compass_of(self, music: list[int]) -> dict[int, tuple[int, int]]:
+        """Each slot's lowest and highest pitch in the music in view before the new notes: a continued
+        line keeps its primer's register (the ambitus counts from what it already played)."""
+        compass: dict[int, tuple[int, int]] = {}
+        slot = None
+        for tid in music:
+            kind = self.grammar.kind[tid]
+            if kind == "Program":
+                slot = int(self.tok.vocab.value_of(tid))
+            elif kind == "Pitch" and slot is not None:
+                pitch = int(self.pitch_of[tid])
+                low, high = compass.get(slot, (pitch, pitch))
+                compass[slot] = (min(low, pitch), max(high, pitch))
+        return compass
+
     # -- decoding loop ---------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, fixed: list[int], music: list[int], constraints: Constraints,
@@ -311,9 +326,10 @@ class Generator:
         try:
             self.model.eval()
             gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-            progress = [_Progress(need_tempo=constraints.tempo is not None) for _ in seeds]
-            news: list[list[int]] = [[] for _ in seeds]
             music = self._trim(list(music), context - len(fixed) - 1)
+            compass = self._compass_of(music)
+            progress = [_Progress(need_tempo=constraints.tempo is not None, compass=dict(compass)) for _ in seeds]
+            news: list[list[int]] = [[] for _ in seeds]
             prompt = fixed + music
             rows = len(seeds)
             cache = self.model.new_cache(rows) if cfg.use_cache else None
