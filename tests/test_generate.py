@@ -263,6 +263,35 @@ def test_ambitus_counts_from_the_primer(tok, gen):
     assert not new_pitches(SamplingConfig(ambitus_penalty=0), 0) <= set(range(67, 75))
 
 
+def test_guidance_hears_the_primer_at_the_seam(tok, gen):
+    """The primer's last notes reach the bar line the continuation starts on: the first new onset is
+    checked against them for parallels (the octave C5/C4 moving to D5/D4) and for silence."""
+    from musedraft.generate import _Progress  # noqa: PLC0415
+
+    v, res = tok.vocab, tok.vocab.config.beat_res
+    primer = [tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_72"], v["Duration_4.0.4"],
+              v["Program_1"], v["Pitch_60"], v["Duration_4.0.4"]]
+    compass, held = gen._context_of(primer)
+    assert compass == {0: (72, 72), 1: (60, 60)}
+    assert [(h.slot, h.pitch, h.start, h.end) for h in held] == [(0, 72, -4 * res, 0), (1, 60, -4 * res, 0)]
+    p = _Progress(compass=compass, sounding=list(held))
+    for tid in (tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_74"], v["Duration_1.0.8"],
+                v["Program_1"]):
+        gen._advance(p, tid)
+    pitches = np.array([62, 64])
+    assert list(gen._voice_leading(p, pitches, SamplingConfig(clash_penalty=0, parallel_penalty=5.0))) == [5.0, 0.0]
+
+    c = Constraints(bars=2, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False)
+
+    def late(cfg: SamplingConfig) -> int:
+        """Continuations silent for the first beat or longer."""
+        return sum(not any(n[0] < res for n in _notes_of(tok, gen.generate(header_for(tok, c), primer, c, cfg, seed=i)))
+                   for i in range(40))
+
+    assert late(SamplingConfig(gap_penalty=0, entry_bias=0)) > 10
+    assert late(SamplingConfig(gap_penalty=1e4, entry_bias=0)) == 0
+
+
 def test_gap_penalty_keeps_the_music_from_stopping(tok, gen):
     """A random model leaves every voice silent for whole beats; the gap penalty makes it rarer (same
     seeds). A fresh piece always sounds on its first downbeat."""

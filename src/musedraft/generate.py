@@ -102,7 +102,7 @@ class _Progress:
     bar_start: int = 0  # grid position where the current bar starts
     bar_length: int = 0  # grid positions in the current bar
     pitch: int = -1  # the pitch just chosen, waiting for its duration
-    sounding: list[_Voice] = field(default_factory=list)  # notes that have not ended yet, oldest first
+    sounding: list[_Voice] = field(default_factory=list)  # notes that have not ended yet (a primer's too), oldest first
     compass: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (lowest, highest) pitch, primer included
 
     @property
@@ -282,20 +282,36 @@ class Generator:
             low, high = p.compass.get(slot, (p.pitch, p.pitch))
             p.compass[slot] = (min(low, p.pitch), max(high, p.pitch))
 
-    def _compass_of(self, music: list[int]) -> dict[int, tuple[int, int]]:
-        """Each slot's lowest and highest pitch in the music in view before the new notes: a continued
-        line keeps its primer's register (the ambitus counts from what it already played)."""
+    def _context_of(self, music: list[int]) -> tuple[dict[int, tuple[int, int]], list[_Voice]]:
+        """What the music in view hands the new bars: each slot's lowest and highest pitch (a continued
+        line keeps its primer's register) and each slot's last note where it reaches the bar line the
+        new music starts on (so the first new onset is checked against it for clashes, parallels and
+        silence), in grid positions from that bar line."""
         compass: dict[int, tuple[int, int]] = {}
-        slot = None
+        last: dict[int, tuple[int, int, int]] = {}  # slot -> (pitch, start, end) of its latest note
+        bar_start = bar_length = position = 0
+        slot = pitch = None
+        bars = 0
         for tid in music:
             kind = self.grammar.kind[tid]
-            if kind == "Program":
+            if kind == "Bar":
+                bar_start, position, bars = bar_start + (bar_length if bars else 0), 0, bars + 1
+            elif kind == "TimeSig":
+                bar_length = int(self.grammar.bar_positions[tid])
+            elif kind == "Position":
+                position = int(self.tok.vocab.value_of(tid))
+            elif kind == "Program":
                 slot = int(self.tok.vocab.value_of(tid))
-            elif kind == "Pitch" and slot is not None:
+            elif kind == "Pitch":
                 pitch = int(self.pitch_of[tid])
+            elif kind == "Duration" and slot is not None and pitch is not None:
+                start = bar_start + position
+                last[slot] = (pitch, start, start + max(1, int(round(self.duration_of[tid] * self.res))))
                 low, high = compass.get(slot, (pitch, pitch))
                 compass[slot] = (min(low, pitch), max(high, pitch))
-        return compass
+        seam = bar_start + bar_length
+        held = [_Voice(k, p, start - seam, end - seam, None) for k, (p, start, end) in sorted(last.items()) if end >= seam]
+        return compass, held
 
     # -- decoding loop ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -327,8 +343,9 @@ class Generator:
             self.model.eval()
             gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
             music = self._trim(list(music), context - len(fixed) - 1)
-            compass = self._compass_of(music)
-            progress = [_Progress(need_tempo=constraints.tempo is not None, compass=dict(compass)) for _ in seeds]
+            compass, held = self._context_of(music)
+            progress = [_Progress(need_tempo=constraints.tempo is not None, compass=dict(compass), sounding=list(held))
+                        for _ in seeds]
             news: list[list[int]] = [[] for _ in seeds]
             prompt = fixed + music
             rows = len(seeds)
