@@ -289,13 +289,12 @@ class Generator:
         silence), in grid positions from that bar line."""
         compass: dict[int, tuple[int, int]] = {}
         last: dict[int, tuple[int, int, int]] = {}  # slot -> (pitch, start, end) of its latest note
-        bar_start = bar_length = position = 0
+        bar_start = bar_length = position = 0  # bar_length is 0 until the first TimeSig: the first Bar adds nothing
         slot = pitch = None
-        bars = 0
         for tid in music:
             kind = self.grammar.kind[tid]
             if kind == "Bar":
-                bar_start, position, bars = bar_start + (bar_length if bars else 0), 0, bars + 1
+                bar_start, position = bar_start + bar_length, 0
             elif kind == "TimeSig":
                 bar_length = int(self.grammar.bar_positions[tid])
             elif kind == "Position":
