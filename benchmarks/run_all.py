@@ -23,7 +23,7 @@ BENCHMARKS = [
     ("guidance", ["benchmarks/guidance.py", "--n", "22"]),
     ("harmony", ["benchmarks/harmony.py", "--drafts", "22"]),
     ("render", ["benchmarks/render.py"]),
-    ("controls", ["benchmarks/controls.py", "--n", "50"]),
+    ("controls", ["benchmarks/controls.py", "--n", "200"]),
 ]
 
 
