@@ -256,6 +256,10 @@ def test_evaluation_table_reports_differences_and_the_target():
     assert "| folk | polyphony | 1.000 | 1.500 | +50.0% | 4.0% | **no** |" in folk
     doc = evaluation_markdown([_result("chorale", (4.0, 0.0), (3.8, 0.2))])
     assert doc.startswith("# Evaluation") and "**1 of 2** style × metric comparisons" in doc
+    sparse = _result("madrigal", (4.0, 0.0), (3.0, 0.0))  # polyphony 25% under the held-out pieces...
+    sparse["metrics"]["polyphony"]["train"] = 3.2  # ... but within 10% of the training pieces
+    assert ("; 0 of the 1 misses are smaller than two standard errors, and 1 lie within 10% of the training "
+            "pieces' mean.") in evaluation_markdown([sparse])
 
 
 def test_write_evaluation_refuses_to_overwrite_before_any_work(tmp_path):
