@@ -241,6 +241,26 @@ def test_ambitus_penalty_keeps_each_line_inside_its_style_span(tok, gen):
     assert widest(c, SamplingConfig(ambitus_penalty=1e4)) > 12
 
 
+def test_long_note_penalty_keeps_notes_within_the_styles_longest(tok, gen):
+    """With an overwhelming penalty no note outlasts the longest usual note, except the closing chord
+    (a cadence may ring); without one the random model writes long notes freely."""
+
+    def lengths(c: Constraints, cfg: SamplingConfig, closing: bool) -> list[float]:
+        out = []
+        for i in range(20):
+            notes = _notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i))
+            last_bar = max(n[0] for n in notes) // (4 * tok.vocab.config.beat_res)
+            out += [(n[1] - n[0]) / tok.vocab.config.beat_res for n in notes
+                    if closing or n[0] // (4 * tok.vocab.config.beat_res) < last_bar]
+        return out
+
+    c = Constraints(bars=3, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, longest_note=1.0)
+    assert max(lengths(c, SamplingConfig(long_note_penalty=1e4), closing=True)) <= 1.0
+    assert max(lengths(c, SamplingConfig(long_note_penalty=0), closing=True)) > 2.0
+    c.cadence = True  # the closing chord lasts at least half a bar whatever the habit
+    assert max(lengths(c, SamplingConfig(long_note_penalty=1e4), closing=False)) <= 1.0
+
+
 def test_ambitus_counts_from_the_primer(tok, gen):
     """A continued line keeps its primer's register: with the primer spanning G4-D5 (7 semitones) and
     an ambitus of 7, every new note stays between them."""

@@ -22,11 +22,14 @@ def test_ambitus_is_the_quantile_of_the_train_lines_spans(tiny_corpus):
     cfg = HabitsConfig(excerpt_bars=(10_000, 10_000), quantile=0.5)
     habits = measure_habits(corpus, cfg)
     train = [r for r in load_table(corpus) if r["split"] == "train"]
-    spans = [int(np.ptp([n.pitch for n in t.notes])) for r in train for t in load_midi(corpus / r["midi"]).tracks
-             if len(t.notes) >= cfg.min_notes]
+    scores = [load_midi(corpus / r["midi"]) for r in train]
+    spans = [int(np.ptp([n.pitch for n in t.notes])) for s in scores for t in s.tracks if len(t.notes) >= cfg.min_notes]
+    beats = [n.duration / s.ticks_per_quarter * s.time_signatures[0].denominator / 4
+             for s in scores for t in s.tracks for n in t.notes]
     assert set(habits) == {"chorale"}
     assert habits["chorale"].pieces == len(train) and habits["chorale"].lines == len(spans)
     assert habits["chorale"].ambitus == int(np.quantile(spans, 0.5))
+    assert habits["chorale"].longest_note == pytest.approx(np.quantile(beats, 0.99), abs=0.005)
     wider = measure_habits(corpus, HabitsConfig(excerpt_bars=(10_000, 10_000), quantile=0.9))
     assert wider["chorale"].ambitus >= habits["chorale"].ambitus
 
@@ -36,6 +39,8 @@ def test_habits_round_trip_and_a_broken_file_says_how_to_fix_it(tmp_path):
     habits = {"folk": StyleHabits(ambitus=17, pieces=300, lines=300)}
     save_habits(habits, tmp_path)
     assert load_habits(tmp_path) == habits
+    (tmp_path / "habits.json").write_text('{"styles": {"folk": {"ambitus": 17, "pieces": 3, "lines": 3}}}')
+    assert load_habits(tmp_path)["folk"].longest_note is None  # a file from before note lengths: no limit
     (tmp_path / "habits.json").write_text("{not json")
     with pytest.raises(ModelError, match="musedraft corpus habits"):
         load_habits(tmp_path)

@@ -284,4 +284,4 @@ def test_the_summary_says_which_misses_are_within_their_noise():
     result = _result("folk", (1.0, 0.1), (1.12, 0.1))  # polyphony misses by 12%; empty-beat rate is on target
     assert "1 of 2** style × metric comparisons are within the 10% target; 0 of the 1 misses" in evaluation_markdown([result])
     result["metrics"]["polyphony"]["noise"] = 0.2  # the drafts vary more than the miss
-    assert "; 1 of the 1 misses are smaller than two standard errors." in evaluation_markdown([result])
+    assert "; 1 of the 1 misses are smaller than two standard errors, and 0 lie" in evaluation_markdown([result])

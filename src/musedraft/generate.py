@@ -46,6 +46,7 @@ class SamplingConfig:
     gap_penalty: float = 1.5  # logit subtracted from a Position or Bar that leaves the music silent (see _gap_offsets)
     entry_bias: float = 2.0  # logit added to a silent slot's Program token at each onset: voices rest less
     ambitus_penalty: float = 1.0  # logit subtracted per semitone a pitch takes its line beyond Constraints.ambitus
+    long_note_penalty: float = 1.0  # logit subtracted per beat a Duration lasts beyond Constraints.longest_note
     use_cache: bool = True  # the uncached loop is the reference the tests compare against
 
 
@@ -61,6 +62,7 @@ class Constraints:
     cadence: bool = True  # close on V(7) → I in the last two bars
     tonic_start: bool = False  # the first downbeat sounds the tonic triad (a fresh piece states its key)
     ambitus: int | None = None  # semitones a line usually spans (the style's habit), counting the music in view; None = no limit
+    longest_note: float | None = None  # beats the style's notes rarely outlast (the closing chord may); None = no limit
 
     @property
     def slots(self) -> int:
@@ -216,6 +218,8 @@ class Generator:
         if s.last == "Pitch" and c.cadence and final:
             bar_beats = s.bar_positions / self.res
             allowed[self.duration_ids] &= self.duration_beats >= bar_beats / 2
+        elif s.last == "Pitch" and cfg.long_note_penalty and c.longest_note is not None:
+            offsets[self.duration_ids] -= cfg.long_note_penalty * np.maximum(self.duration_beats - c.longest_note, 0)
         return allowed, offsets
 
     def _gap_offsets(self, p: _Progress, c: Constraints, cfg: SamplingConfig) -> np.ndarray:

@@ -1,11 +1,13 @@
 """Before generation: what the training pieces of each style usually do, measured once and shipped
-beside the weights (habits.json in the checkpoint folder).
+beside the weights (habits.json in the checkpoint folder): how far a line ranges, how long a note lasts.
 
 A 1.7 M-parameter model with a 512-token window forgets where a line started: in drafts mirroring
 held-out pieces its folk tunes spanned 17 semitones and its Renaissance voices 16 (medians), where
 the training pieces' lines span 14 and 12 over 16-32 bars. The sampler keeps each line inside its
 style's usual ambitus, and that ambitus comes from the training split only, so the held-out pieces
-stay held out.
+stay held out. Likewise it sometimes writes a chorale as a hymn in whole notes (60% of one draft's
+notes, where no training chorale has even 15%): notes longer than the style's longest usual note
+cost extra.
 
     corpus table (train split) ─► openings of 16-32 bars ─► each line's span ─► ambitus per style
 """
@@ -32,12 +34,14 @@ class StyleHabits:
     ambitus: int  # semitones between a line's lowest and highest note that most lines of the style stay within
     pieces: int  # training pieces measured
     lines: int  # lines (tracks with enough notes to have a span) measured
+    longest_note: float | None = None  # beats of the metre that all but the longest 1 in 100 notes stay within
 
 
 @dataclass(frozen=True)
 class HabitsConfig:
     excerpt_bars: tuple[int, int] = (16, 32)  # each piece's opening of a length drawn from this range: a draft's length
     quantile: float = 0.75  # the ambitus is this quantile of the line spans: three lines in four stay inside it
+    note_quantile: float = 0.99  # the longest usual note is this quantile of the note lengths
     min_notes: int = 5  # a line with fewer notes says little about its span
     max_pieces: int = 300  # per style (a deterministic sample); folk has 11,000 tunes
     split: str = "train"
@@ -50,7 +54,7 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
     from tqdm import tqdm  # noqa: PLC0415
 
     from musedraft.corpus import load_table  # noqa: PLC0415
-    from musedraft.score import first_bars, load_midi  # noqa: PLC0415
+    from musedraft.score import first_bars, load_midi, time_signature  # noqa: PLC0415
 
     cfg = config or HabitsConfig()
     cache = Path(corpus_cache)
@@ -65,14 +69,17 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
     for style, style_rows in tqdm(sorted(by_style.items()), desc="habits", unit="style", disable=not progress):
         if len(style_rows) > cfg.max_pieces:
             style_rows = [style_rows[i] for i in sorted(rng.choice(len(style_rows), cfg.max_pieces, replace=False))]
-        spans = []
+        spans, lengths = [], []
         for row in style_rows:
             bars = int(rng.integers(cfg.excerpt_bars[0], cfg.excerpt_bars[1] + 1))
             score = first_bars(load_midi(cache / row["midi"]), bars)
-            spans += [int(np.ptp([n.pitch for n in t.notes])) for t in score.tracks
-                      if not t.is_drum and len(t.notes) >= cfg.min_notes]
+            beat = score.ticks_per_quarter * 4 / time_signature(score)[1]  # a beat of the metre, as Duration tokens count
+            lines = [t for t in score.tracks if not t.is_drum]
+            spans += [int(np.ptp([n.pitch for n in t.notes])) for t in lines if len(t.notes) >= cfg.min_notes]
+            lengths += [n.duration / beat for t in lines for n in t.notes]
         if spans:
-            habits[style] = StyleHabits(int(np.quantile(spans, cfg.quantile)), len(style_rows), len(spans))
+            habits[style] = StyleHabits(int(np.quantile(spans, cfg.quantile)), len(style_rows), len(spans),
+                                        round(float(np.quantile(lengths, cfg.note_quantile)), 2))
     return habits
 
 
@@ -81,7 +88,7 @@ def save_habits(habits: dict[str, StyleHabits], folder: str | os.PathLike, confi
     cfg = config or HabitsConfig()
     path = Path(folder) / FILENAME
     doc = {"measured_on": f"{cfg.split} split, openings of {cfg.excerpt_bars[0]}-{cfg.excerpt_bars[1]} bars",
-           "ambitus_quantile": cfg.quantile,
+           "ambitus_quantile": cfg.quantile, "longest_note_quantile": cfg.note_quantile,
            "styles": {style: asdict(h) for style, h in sorted(habits.items())}}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=1) + "\n")
