@@ -290,31 +290,15 @@ class Generator:
         """What the music in view hands the new bars: each slot's lowest and highest pitch (a continued
         line keeps its primer's register) and each slot's last note where it reaches the bar line the
         new music starts on (so the first new onset is checked against it for clashes, parallels and
-        silence), in grid positions from that bar line."""
-        compass: dict[int, tuple[int, int]] = {}
-        last: dict[int, tuple[int, int, int]] = {}  # slot -> (pitch, start, end) of its latest note
-        bar_start = bar_length = position = 0  # bar_length is 0 until the first TimeSig: the first Bar adds nothing
-        slot = pitch = None
-        for tid in music:
-            kind = self.grammar.kind[tid]
-            if kind == "Bar":
-                bar_start, position = bar_start + bar_length, 0
-            elif kind == "TimeSig":
-                bar_length = int(self.grammar.bar_positions[tid])
-            elif kind == "Position":
-                position = int(self.tok.vocab.value_of(tid))
-            elif kind == "Program":
-                slot = int(self.tok.vocab.value_of(tid))
-            elif kind == "Pitch":
-                pitch = int(self.pitch_of[tid])
-            elif kind == "Duration" and slot is not None and pitch is not None:
-                start = bar_start + position
-                last[slot] = (pitch, start, start + max(1, int(round(self.duration_of[tid] * self.res))))
-                low, high = compass.get(slot, (pitch, pitch))
-                compass[slot] = (min(low, pitch), max(high, pitch))
-        seam = bar_start + bar_length
-        held = [_Voice(k, p, start - seam, end - seam, None) for k, (p, start, end) in sorted(last.items()) if end >= seam]
-        return compass, held
+        silence), in grid positions from that bar line. The music is replayed through `_advance`, the
+        same bookkeeping the new notes get, from its first bar line."""
+        p = _Progress()
+        for tid in music[music.index(self.bar):] if self.bar in music else []:
+            self._advance(p, tid)
+        seam = p.bar_start + p.bar_length
+        last = {v.slot: v for v in p.sounding}  # oldest first, so each slot's latest note wins
+        held = [_Voice(k, v.pitch, v.start - seam, v.end - seam, None) for k, v in sorted(last.items()) if v.end >= seam]
+        return p.compass, held
 
     # -- decoding loop ---------------------------------------------------------------------------
     @torch.no_grad()
