@@ -291,10 +291,12 @@ def test_guidance_hears_the_primer_at_the_seam(tok, gen):
     v, res = tok.vocab, tok.vocab.config.beat_res
     primer = [tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_72"], v["Duration_4.0.4"],
               v["Program_1"], v["Pitch_60"], v["Duration_4.0.4"]]
-    compass, held = gen._context_of(primer)
-    assert compass == {0: (72, 72), 1: (60, 60)}
+    context = gen._context_of(primer)
+    assert context.compass == {0: (72, 72), 1: (60, 60)}
+    held = context.sounding
     assert [(h.slot, h.pitch, h.start, h.end) for h in held] == [(0, 72, -4 * res, 0), (1, 60, -4 * res, 0)]
-    p = _Progress(compass=compass, sounding=list(held))
+    assert list(np.flatnonzero(context.pitch_classes)) == [0]
+    p = _Progress(compass=context.compass, sounding=list(held))
     for tid in (tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_74"], v["Duration_1.0.8"],
                 v["Program_1"]):
         gen._advance(p, tid)
@@ -330,6 +332,60 @@ def test_gap_penalty_keeps_the_music_from_stopping(tok, gen):
     free = gaps(SamplingConfig(gap_penalty=0.0, entry_bias=0.0))
     guided = gaps(SamplingConfig(gap_penalty=8.0, entry_bias=0.0))
     assert free >= 5 and guided <= free // 4
+
+
+def test_chromatic_budget_lets_the_styles_share_of_borrowed_notes_through(tok, gen):
+    """Under an overwhelming key penalty a random model writes no note outside C major; with a style
+    that puts a tenth of its notes on each of C#, F#, G# and Bb it writes them, each within its share,
+    and never E flat, which that style never borrows."""
+    from musedraft.generate import SCALES  # noqa: PLC0415
+
+    borrowed = tuple(0.1 if pc in (1, 6, 8, 10) else 0.12 if pc in SCALES["major"] else 0.0 for pc in range(12))
+
+    def pitch_classes(profile: tuple[float, ...] | None) -> np.ndarray:
+        counts = np.zeros(12, dtype=int)
+        for i in range(20):
+            c = Constraints(bars=6, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, borrowed=profile)
+            new = gen.generate(header_for(tok, c), [], c, SamplingConfig(key_penalty=1e4), seed=i)
+            draft = np.bincount([n[3] % 12 for n in _notes_of(tok, new)], minlength=12)
+            assert (draft <= np.array(profile or np.zeros(12)) * draft.sum() + 1e-9)[[1, 3, 6, 8, 10]].all()
+            counts += draft
+        return counts
+
+    assert pitch_classes(None)[[1, 3, 6, 8, 10]].sum() == 0
+    counts = pitch_classes(borrowed)
+    assert (counts[[1, 6, 8, 10]] >= 3).all() and counts[3] == 0
+
+
+def test_rest_budget_lets_the_styles_share_of_silence_through(tok, gen):
+    """A rest is free while the silence so far plus its own stays within the style's share of the
+    music heard; beyond it the gap penalty applies. Under an overwhelming gap penalty a random model
+    then rests only within the budget (never without one)."""
+    from musedraft.generate import _Progress, _Voice  # noqa: PLC0415
+
+    res = tok.vocab.config.beat_res
+    c = Constraints(bars=2, time_signature="4/4", pitch_ranges=RANGES[:2], rests=0.25)
+    p = _Progress(bar_start=8 * res, bar_length=4 * res, sounding=[_Voice(0, 60, 8 * res, 9 * res, None)],
+                  heard_from=0, silence=res)  # two bars heard, one beat of them silent, a note on beat 1 of bar 3
+    cost = -gen._gap_offsets(p, c, SamplingConfig(gap_penalty=1.0))[gen.position_ids[: 4 * res]]
+    # a rest of g beats at 9 + g beats heard is free while 1 + g <= 0.25 * (9 + g): g <= 5/3
+    assert cost[2 * res] == 0 and cost[3 * res] == 2.0
+    p.silence = 0  # no silence yet: two beats' rest fits too
+    assert -gen._gap_offsets(p, c, SamplingConfig(gap_penalty=1.0))[gen.position_ids[3 * res]] == 0
+
+    def silences(rests: float | None) -> tuple[int, int]:
+        silent = heard = 0
+        for i in range(60):
+            c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, rests=rests)
+            cfg = SamplingConfig(gap_penalty=1e4, entry_bias=0.0)
+            notes = _notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i))
+            silent += silent_beats(notes, res)
+            heard += -(-(max(n[1] for n in notes) - min(n[0] for n in notes)) // res)
+        return silent, heard
+
+    assert silences(None)[0] == 0
+    silent, heard = silences(0.25)
+    assert 0 < silent <= 0.25 * heard
 
 
 def test_gap_offsets_grow_with_the_silence(tok, gen):

@@ -30,17 +30,31 @@ def test_ambitus_is_the_quantile_of_the_train_lines_spans(tiny_corpus):
     assert habits["chorale"].pieces == len(train) and habits["chorale"].lines == len(spans)
     assert habits["chorale"].ambitus == int(np.quantile(spans, 0.5))
     assert habits["chorale"].longest_note == pytest.approx(np.quantile(beats, 0.99), abs=0.005)
+    for mode in ("major", "minor"):  # each piece moved to C major / A minor by the key music21 found for it
+        moved = [n.pitch - r["key_pc"] + (0 if mode == "major" else 9) for r, s in zip(train, scores, strict=True)
+                 if r["mode"] == mode for t in s.tracks for n in t.notes]
+        assert habits["chorale"].pitch_classes[mode] == pytest.approx(
+            np.bincount(np.array(moved) % 12, minlength=12) / len(moved), abs=5e-5)
+    silent = heard = 0  # beats, from each piece's first note, in which nothing sounds
+    for s in scores:
+        tpq, notes = s.ticks_per_quarter, [n for t in s.tracks for n in t.notes]
+        beats = range(min(n.start for n in notes) // tpq, -(-max(n.end for n in notes) // tpq))
+        silent += sum(not any(n.start < (b + 1) * tpq and n.end > b * tpq for n in notes) for b in beats)
+        heard += len(beats)
+    assert habits["chorale"].rests == pytest.approx(silent / heard, abs=5e-5)
     wider = measure_habits(corpus, HabitsConfig(excerpt_bars=(10_000, 10_000), quantile=0.9))
     assert wider["chorale"].ambitus >= habits["chorale"].ambitus
 
 
 def test_habits_round_trip_and_a_broken_file_says_how_to_fix_it(tmp_path):
     assert load_habits(tmp_path) == {}  # a checkpoint from before habits samples without them
-    habits = {"folk": StyleHabits(ambitus=17, pieces=300, lines=300)}
+    habits = {"folk": StyleHabits(ambitus=17, pieces=300, lines=300, longest_note=3.0,
+                                  pitch_classes={"major": [1 / 12] * 12}, rests=0.01)}
     save_habits(habits, tmp_path)
     assert load_habits(tmp_path) == habits
     (tmp_path / "habits.json").write_text('{"styles": {"folk": {"ambitus": 17, "pieces": 3, "lines": 3}}}')
     assert load_habits(tmp_path)["folk"].longest_note is None  # a file from before note lengths: no limit
+    assert load_habits(tmp_path)["folk"].guidance("minor")["borrowed"] is None  # ... or pitch classes: every borrowed note costs
     (tmp_path / "habits.json").write_text("{not json")
     with pytest.raises(ModelError, match="musedraft corpus habits"):
         load_habits(tmp_path)
@@ -59,7 +73,9 @@ def test_cli_writes_habits_into_a_checkpoint_the_composer_then_reads(tiny_corpus
     assert "not a checkpoint folder" in capsys.readouterr().err
 
 
-def test_the_shipped_model_has_an_ambitus_for_every_style():
+def test_the_shipped_model_has_habits_for_every_style():
     habits = load_habits(DEFAULT_MODEL)
     assert set(habits) == set(STYLES)
     assert all(7 <= h.ambitus <= 36 and h.pieces >= 20 for h in habits.values())
+    assert all(set(h.pitch_classes) == {"major", "minor"} and 0 <= h.rests < 0.1 for h in habits.values())
+    assert all(sum(share) == pytest.approx(1, abs=1e-3) for h in habits.values() for share in h.pitch_classes.values())

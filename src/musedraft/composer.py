@@ -262,10 +262,10 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
 
     reqs = [reqs] if isinstance(reqs, Request) else reqs
     fresh = tempo == "request" and not music  # a new piece, not a continuation or a middle
-    habits = composer.habits.get(reqs[0].style)
+    h = composer.habits.get(reqs[0].style)  # none: the checkpoint samples without style habits
+    habits = h.guidance(mode) if h else {}
     c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
-                    tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh,
-                    ambitus=habits.ambitus if habits else None, longest_note=habits.longest_note if habits else None)
+                    tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh, **habits)
     seeds = [r.seed * 7919 + seed_offset for r in reqs]
     rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
     return [[t for t in new if t != composer.tokenizer.eos] for new in rows]

@@ -7,7 +7,10 @@ the training pieces' lines span 14 and 12 over 16-32 bars. The sampler keeps eac
 style's usual ambitus, and that ambitus comes from the training split only, so the held-out pieces
 stay held out. Likewise it sometimes writes a chorale as a hymn in whole notes (60% of one draft's
 notes, where no training chorale has even 15%): notes longer than the style's longest usual note
-cost extra.
+cost extra. A style's share of notes on each pitch class outside the key (chorales in major: F sharp
+1.7%, E flat 0.1%) is what the key guidance lets through before it starts to cost, and its share of beats
+in which every part rests (Renaissance 0.13%, romantic 4.2%) the silence the sampler lets through
+before a rest costs.
 
     corpus table (train split) ─► openings of 16-32 bars ─► each line's span ─► ambitus per style
 """
@@ -35,6 +38,14 @@ class StyleHabits:
     pieces: int  # training pieces measured
     lines: int  # lines (tracks with enough notes to have a span) measured
     longest_note: float | None = None  # beats of the metre that all but the longest 1 in 100 notes stay within
+    pitch_classes: dict[str, list[float]] | None = None  # mode -> share of notes on each pitch class, in C major / A minor
+    rests: float | None = None  # share of beats, from the first note, in which every part rests
+
+    def guidance(self, mode: str) -> dict:
+        """The generator's Constraints fields these habits fill, for a request in `mode`."""
+        profile = (self.pitch_classes or {}).get(mode)
+        return dict(ambitus=self.ambitus, longest_note=self.longest_note, rests=self.rests,
+                    borrowed=tuple(profile) if profile else None)
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,9 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
     from tqdm import tqdm  # noqa: PLC0415
 
     from musedraft.corpus import load_table  # noqa: PLC0415
-    from musedraft.score import first_bars, load_midi, time_signature  # noqa: PLC0415
+    from musedraft.generate import TONIC  # noqa: PLC0415
+    from musedraft.metrics import empty_beat_rate  # noqa: PLC0415
+    from musedraft.score import first_bars, load_midi, notes_array, time_signature  # noqa: PLC0415
 
     cfg = config or HabitsConfig()
     cache = Path(corpus_cache)
@@ -69,7 +82,8 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
     for style, style_rows in tqdm(sorted(by_style.items()), desc="habits", unit="style", disable=not progress):
         if len(style_rows) > cfg.max_pieces:
             style_rows = [style_rows[i] for i in sorted(rng.choice(len(style_rows), cfg.max_pieces, replace=False))]
-        spans, lengths = [], []
+        spans, lengths, silent, heard = [], [], 0.0, 0
+        classes = {"major": np.zeros(12), "minor": np.zeros(12)}
         for row in style_rows:
             bars = int(rng.integers(cfg.excerpt_bars[0], cfg.excerpt_bars[1] + 1))
             score = first_bars(load_midi(cache / row["midi"]), bars)
@@ -77,9 +91,18 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             lines = [t for t in score.tracks if not t.is_drum]
             spans += [int(np.ptp([n.pitch for n in t.notes])) for t in lines if len(t.notes) >= cfg.min_notes]
             lengths += [n.duration / beat for t in lines for n in t.notes]
+            moved = [n.pitch - row["key_pc"] + TONIC[row["mode"]] for t in lines for n in t.notes]  # to C major / A minor
+            classes[row["mode"]] += np.bincount(np.array(moved, dtype=np.int64) % 12, minlength=12)
+            timed = notes_array(score)
+            if len(timed):
+                tpq = score.ticks_per_quarter
+                beats = -(-int(timed["end"].max()) // tpq) - int(timed["start"].min()) // tpq  # as empty_beat_rate counts
+                silent, heard = silent + empty_beat_rate(score) * beats, heard + beats
         if spans:
             habits[style] = StyleHabits(int(np.quantile(spans, cfg.quantile)), len(style_rows), len(spans),
-                                        round(float(np.quantile(lengths, cfg.note_quantile)), 2))
+                                        round(float(np.quantile(lengths, cfg.note_quantile)), 2),
+                                        {m: [round(float(x), 4) for x in c / c.sum()] for m, c in classes.items() if c.sum()},
+                                        round(silent / heard, 4))
     return habits
 
 
