@@ -215,6 +215,25 @@ def test_entry_bias_brings_silent_voices_in(tok, gen):
     assert sounding_per_onset(SamplingConfig(entry_bias=4.0)) > sounding_per_onset(SamplingConfig(entry_bias=0.0)) + 0.3
 
 
+def test_entry_bias_waits_for_a_voice_that_has_rested(tok, gen):
+    """A voice whose note has just ended is between two notes, not resting: the bias pulls in only
+    slots silent for `entry_rest` beats (or never heard yet)."""
+    from musedraft.generate import _Progress  # noqa: PLC0415
+
+    v, res = tok.vocab, tok.vocab.config.beat_res
+    p = _Progress()
+    for tid in (tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_72"], v["Duration_1.0.8"],
+                v["Program_1"], v["Pitch_60"], v["Duration_2.0.8"], v[f"Position_{res}"]):
+        gen._advance(p, tid)  # beat 2: the soprano's crotchet has just ended, the alto's minim sounds on
+    c = Constraints(bars=2, time_signature="4/4", pitch_ranges=RANGES, cadence=False)
+
+    def bias(cfg: SamplingConfig) -> list[float]:
+        return list(gen._allowed(p, c, cfg)[1][gen.program_ids[:4]])
+
+    assert bias(SamplingConfig(entry_bias=2.0, entry_rest=1.0)) == [0.0, 0.0, 2.0, 2.0]
+    assert bias(SamplingConfig(entry_bias=2.0, entry_rest=0.0)) == [2.0, 0.0, 2.0, 2.0]
+
+
 def silent_beats(notes: list[tuple[int, int, int, int]], res: int) -> int:
     """Beats (from the first note to the last note's end) in which nothing sounds."""
     first, last = min(n[0] for n in notes), max(n[1] for n in notes)
