@@ -28,6 +28,7 @@ TONIC_TRIAD = {"major": {0, 4, 7}, "minor": {9, 0, 4}}
 DOMINANT_SEVENTH = {"major": {7, 11, 2, 5}, "minor": {4, 8, 11, 2}}
 TONIC = {"major": 0, "minor": 9}
 DOMINANT = {"major": 7, "minor": 4}
+OTHER_THIRD = {"major": 3, "minor": 1}  # the tonic's third in the other mode: E flat in C major, C sharp in A minor
 
 
 @dataclass
@@ -217,8 +218,8 @@ class Generator:
                     allowed[self.pitch_ids] &= in_chord
             if cfg.key_penalty:
                 outside = ~np.isin(pcs, list(SCALES[c.mode]))
-                if cfg.chromatic_budget and c.borrowed is not None:
-                    outside &= ~self._chromatic_room(p, c)[pcs]
+                if cfg.chromatic_budget and c.borrowed is not None:  # never the other mode's third: the mode is a promise
+                    outside &= ~self._chromatic_room(p, c)[pcs] | (pcs == OTHER_THIRD[c.mode])
                 offsets[self.pitch_ids] -= np.where(outside, cfg.key_penalty, 0.0)
             if cfg.tonic_bias:
                 offsets[self.pitch_ids] += np.where(np.isin(pcs, list(TONIC_TRIAD[c.mode])), cfg.tonic_bias, 0.0)
