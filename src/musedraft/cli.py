@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--limit", type=int, default=0, help="at most this many source files")
     b.add_argument("--collections", default="", help="comma-separated corpus folders, e.g. bach,haydn")
-    h = csub.add_parser("habits", help="measure each style's habits (line ambitus) on the train split into a checkpoint")
+    h = csub.add_parser("habits", help="measure each style's habits (line ambitus, note lengths, pitch classes, silent beats) on the train split into a checkpoint")
     h.add_argument("--cache", type=Path, default=None, help="cache folder (default: the user cache dir)")
     h.add_argument("--out", type=Path, required=True, help="checkpoint folder to write habits.json into")
 
