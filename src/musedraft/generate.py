@@ -50,8 +50,8 @@ class SamplingConfig:
     entry_rest: float = 1.0  # beats a slot must have rested before the entry bias pulls it back in (see _allowed)
     ambitus_penalty: float = 1.0  # logit subtracted per semitone a pitch takes its line beyond Constraints.ambitus
     long_note_penalty: float = 1.0  # logit subtracted per beat a Duration lasts beyond Constraints.longest_note
-    chromatic_budget: bool = True  # no key penalty on a note outside the scale while its pitch class is within Constraints.borrowed
-    rest_budget: bool = True  # no gap penalty while the music's share of silent time is below Constraints.rests
+    chromatic_budget: bool = True  # no key penalty on a borrowed pitch class while the music uses it less than Constraints.borrowed (never the other mode's third)
+    rest_budget: bool = True  # no gap penalty while the music's silences of a beat or more stay within Constraints.rests
     use_cache: bool = True  # the uncached loop is the reference the tests compare against
 
 

@@ -12,7 +12,8 @@ cost extra. A style's share of notes on each pitch class outside the key (choral
 in which every part rests (Renaissance 0.13%, romantic 4.2%) the silence the sampler lets through
 before a rest costs.
 
-    corpus table (train split) ─► openings of 16-32 bars ─► each line's span ─► ambitus per style
+    corpus table (train split) ─► openings of 16-32 bars ─► each line's span, each note's length,
+        each note's pitch class (in C major / A minor), each silent beat ─► habits per style
 """
 
 from __future__ import annotations
