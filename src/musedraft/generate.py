@@ -122,6 +122,11 @@ class _Progress:
     def now(self) -> int:
         return self.bar_start + max(0, self.grammar.position)
 
+    @property
+    def silent_from(self) -> int | None:
+        """Where every voice has stopped (None before any note)."""
+        return max((v.end for v in self.sounding), default=None)
+
 
 class Generator:
     """Turns (prompt ids, constraints, seed) into new token ids with a model and a tokenizer."""
@@ -255,7 +260,7 @@ class Generator:
         is that of the silence to its downbeat; nearer onsets cost less, so a silence ends early.
         A rest the style's share of silence (Constraints.rests) still has room for costs nothing: with
         every rest penalised, drafts rested less than the real pieces in six styles of seven."""
-        silent_from = max(v.end for v in p.sounding)  # every voice has stopped by then
+        silent_from = p.silent_from
         allowance = self.res if c.slots > 1 else p.bar_length
         offsets = np.zeros(self.V, dtype=np.float32)
         onsets = p.bar_start + np.arange(len(self.position_ids), dtype=np.float32)
@@ -313,8 +318,8 @@ class Generator:
             now, slot = p.now, p.grammar.slot
             if p.heard_from is None:
                 p.heard_from = now
-            silent_from = max((v.end for v in p.sounding), default=now)
-            if now - silent_from >= self.res:
+            silent_from = p.silent_from
+            if silent_from is not None and now - silent_from >= self.res:
                 p.silence += now - silent_from
             length = max(1, int(round(self.duration_of[tid] * self.res)))
             note = _Voice(slot, p.pitch, now, now + length, _last_pitch(p.sounding, slot, now))

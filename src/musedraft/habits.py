@@ -66,9 +66,9 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
     from tqdm import tqdm  # noqa: PLC0415
 
     from musedraft.corpus import load_table  # noqa: PLC0415
-    from musedraft.generate import TONIC  # noqa: PLC0415
-    from musedraft.metrics import empty_beat_rate  # noqa: PLC0415
-    from musedraft.score import first_bars, load_midi, notes_array, time_signature  # noqa: PLC0415
+    from musedraft.metrics import empty_beats  # noqa: PLC0415
+    from musedraft.score import first_bars, load_midi, time_signature  # noqa: PLC0415
+    from musedraft.tokenizer import normalising_shift  # noqa: PLC0415
 
     cfg = config or HabitsConfig()
     cache = Path(corpus_cache)
@@ -83,7 +83,7 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
     for style, style_rows in tqdm(sorted(by_style.items()), desc="habits", unit="style", disable=not progress):
         if len(style_rows) > cfg.max_pieces:
             style_rows = [style_rows[i] for i in sorted(rng.choice(len(style_rows), cfg.max_pieces, replace=False))]
-        spans, lengths, silent, heard = [], [], 0.0, 0
+        spans, lengths, silent, heard = [], [], 0, 0
         classes = {"major": np.zeros(12), "minor": np.zeros(12)}
         for row in style_rows:
             bars = int(rng.integers(cfg.excerpt_bars[0], cfg.excerpt_bars[1] + 1))
@@ -92,13 +92,11 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             lines = [t for t in score.tracks if not t.is_drum]
             spans += [int(np.ptp([n.pitch for n in t.notes])) for t in lines if len(t.notes) >= cfg.min_notes]
             lengths += [n.duration / beat for t in lines for n in t.notes]
-            moved = [n.pitch - row["key_pc"] + TONIC[row["mode"]] for t in lines for n in t.notes]  # to C major / A minor
+            shift = normalising_shift(row["key_pc"], row["mode"])  # to C major / A minor, as the tokens are
+            moved = [n.pitch + shift for t in lines for n in t.notes]
             classes[row["mode"]] += np.bincount(np.array(moved, dtype=np.int64) % 12, minlength=12)
-            timed = notes_array(score)
-            if len(timed):
-                tpq = score.ticks_per_quarter
-                beats = -(-int(timed["end"].max()) // tpq) - int(timed["start"].min()) // tpq  # as empty_beat_rate counts
-                silent, heard = silent + empty_beat_rate(score) * beats, heard + beats
+            empty = empty_beats(score)
+            silent, heard = silent + int(empty.sum()), heard + len(empty)
         if spans:
             habits[style] = StyleHabits(int(np.quantile(spans, cfg.quantile)), len(style_rows), len(spans),
                                         round(float(np.quantile(lengths, cfg.note_quantile)), 2),

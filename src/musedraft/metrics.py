@@ -21,6 +21,7 @@ __all__ = [
     "groove_consistency",
     "polyphony",
     "empty_beat_rate",
+    "empty_beats",
     "pitch_range",
     "notes_per_bar",
     "METRICS",
@@ -136,17 +137,23 @@ def empty_beat_rate(score: Score) -> float:
     >>> empty_beat_rate(_example([(60, 3, 1), (62, 4, 1)]))  # a pickup on beat 4: no rest
     0.0
     """
+    empty = empty_beats(score)
+    return float(empty.mean()) if len(empty) else math.nan
+
+
+def empty_beats(score: Score) -> np.ndarray:
+    """Per quarter-note beat, from the first note's beat to the last note's end: whether no note sounds
+    (empty for a score without notes). `empty_beat_rate` is its mean; style habits pool it over pieces."""
     notes = notes_array(score)
     if not len(notes):
-        return math.nan
+        return np.zeros(0, dtype=bool)
     tpq = score.ticks_per_quarter
     first = int(notes["start"].min()) // tpq
     n_beats = -(-int(notes["end"].max()) // tpq)
     covered = np.zeros(n_beats + 1, dtype=np.int64)
     np.add.at(covered, notes["start"] // tpq, 1)  # a difference array: +1 at the first beat a note touches
     np.add.at(covered, -(-notes["end"] // tpq), -1)  # -1 after the last
-    empty = np.cumsum(covered)[first:n_beats] == 0
-    return float(empty.mean())
+    return np.cumsum(covered)[first:n_beats] == 0
 
 
 def pitch_range(score: Score) -> float:
