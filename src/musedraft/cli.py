@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on the CPU (AVX512-BF16/AMX)")
     p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the windows each step draws: a second fine-tune with another seed sees other windows")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init", type=Path, default=None,
                    help="fine-tune: start from this checkpoint's weights and architecture (fresh optimiser)")
@@ -258,7 +260,7 @@ def _cmd_train(args) -> None:
 
     cfg = TrainConfig(shards=args.shards or default_cache_dir() / "tokens", out=args.out, steps=args.steps,
                       max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, device=args.device,
-                      resume=args.resume, init=args.init, fim_rate=args.fim_rate, cpu_bf16=args.cpu_bf16,
+                      resume=args.resume, init=args.init, seed=args.seed, fim_rate=args.fim_rate, cpu_bf16=args.cpu_bf16,
                       model=ModelConfig(context=args.context, n_layer=args.layers, n_head=args.heads, d_model=args.dim))
     print(json.dumps(train(cfg), indent=1))
     corpus = Path(cfg.shards).parent / "corpus"  # `musedraft corpus build` puts the corpus beside the shards
