@@ -105,6 +105,17 @@ def test_corpus_rebuild_reuses_the_cache(tiny_corpus):
     assert summary["pieces"] == len(load_table(tiny_corpus / "corpus"))
 
 
+def test_music21s_test_files_are_not_training_music():
+    """music21's demos (layout and tuplet tests, a chord-symbol catalogue) and theory exercises would
+    land in 'romantic', the style of every unlisted composer; they are skipped and said to be."""
+    from musedraft.corpus import _corpus_files  # noqa: PLC0415
+
+    files, skipped = _corpus_files(CorpusConfig(collections=("demos", "theoryExercises", "schumann_clara")))
+    assert {rel.split("/")[0] for _, rel in files} == {"schumann_clara"}
+    assert any(s["source"] == "demos/layoutTest.xml" for s in skipped)
+    assert all("not repertoire" in s["error"] for s in skipped) and len(skipped) >= 10
+
+
 def test_load_table_without_a_corpus_raises_corpus_error(tmp_path):
     with pytest.raises(CorpusError, match="corpus build"):
         load_table(tmp_path)

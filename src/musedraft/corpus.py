@@ -63,6 +63,10 @@ _STYLE_OF_COLLECTION = {
     "liliuokalani": "folk",
 }
 STYLES = ("chorale", "renaissance", "madrigal", "medieval", "classical", "romantic", "folk")
+# Collections that are music21's own test files, not repertoire. Unlisted composers fall to 'romantic', so
+# these 15 files (layout and tuplet tests, a chord-symbol catalogue, a triad exercise) made 13 of its 30
+# training pieces and one of its six held-out ones: its habits and its evaluation were partly theirs.
+_NOT_REPERTOIRE = {"demos": "music21's demo and test files", "theoryExercises": "harmony exercises"}
 
 # Vocal collections: an unnamed instrument is a voice, rendered as choir.
 _VOCAL_STYLES = {"chorale", "renaissance", "madrigal", "medieval"}
@@ -237,6 +241,9 @@ def _corpus_files(config: CorpusConfig) -> tuple[list[tuple[str, str]], list[dic
             continue
         if p.endswith(".rntxt"):  # Roman-numeral analyses: harmony sketches, not scores
             skipped.append({"source": rel, "error": "skipped: roman-numeral analysis, not a score"})
+            continue
+        if rel.split("/")[0] in _NOT_REPERTOIRE:
+            skipped.append({"source": rel, "error": f"skipped: {_NOT_REPERTOIRE[rel.split('/')[0]]}, not repertoire"})
             continue
         files.append((p, rel))
     if config.limit:
