@@ -234,6 +234,28 @@ def test_entry_bias_waits_for_a_voice_that_has_rested(tok, gen):
     assert bias(SamplingConfig(entry_bias=2.0, entry_rest=0.0)) == [2.0, 0.0, 2.0, 2.0]
 
 
+def test_entry_bias_stops_once_the_lines_have_played_the_styles_share(tok, gen):
+    """The bias pulls resting lines in only while the lines in view have sounded less of the time than
+    the style's lines do: past that, more entries only make a busier draft than the style."""
+    from musedraft.generate import _Progress  # noqa: PLC0415
+
+    v, res = tok.vocab, tok.vocab.config.beat_res
+    p = _Progress()
+    for tid in (tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_72"], v["Duration_2.0.8"],
+                v["Program_1"], v["Pitch_60"], v["Duration_4.0.4"], v[f"Position_{3 * res}"]):
+        gen._advance(p, tid)  # beat 4 of 4 slots: the soprano sang 2 beats, the alto sounds on: 5 of 12 slot-beats
+    assert p.played_share(4) == pytest.approx(5 / 12)
+
+    def bias(sounding: float | None, cfg: SamplingConfig) -> list[float]:
+        c = Constraints(bars=2, time_signature="4/4", pitch_ranges=RANGES, cadence=False, sounding=sounding)
+        return list(gen._allowed(p, c, cfg)[1][gen.program_ids[:4]])
+
+    assert bias(None, SamplingConfig()) == [2.0, 0.0, 2.0, 2.0]  # no habit: every resting line is pulled in
+    assert bias(0.5, SamplingConfig()) == [2.0, 0.0, 2.0, 2.0]  # 5/12 played, the style plays half the time
+    assert bias(0.4, SamplingConfig()) == [0.0, 0.0, 0.0, 0.0]  # the style's share is reached
+    assert bias(0.4, SamplingConfig(voice_budget=False)) == [2.0, 0.0, 2.0, 2.0]
+
+
 def silent_beats(notes: list[tuple[int, int, int, int]], res: int) -> int:
     """Beats (from the first note to the last note's end) in which nothing sounds."""
     first, last = min(n[0] for n in notes), max(n[1] for n in notes)

@@ -42,6 +42,13 @@ def test_ambitus_is_the_quantile_of_the_train_lines_spans(tiny_corpus):
         silent += sum(not any(n.start < (b + 1) * tpq and n.end > b * tpq for n in notes) for b in beats)
         heard += len(beats)
     assert habits["chorale"].rests == pytest.approx(silent / heard, abs=5e-5)
+    played = span = 0  # ticks each line sounds (its notes' union), against the piece's first note to last end
+    for s in scores:
+        notes = [n for t in s.tracks for n in t.notes]
+        start, end = min(n.start for n in notes), max(n.end for n in notes)
+        span += len(s.tracks) * (end - start)
+        played += sum(len({tick for n in t.notes for tick in range(n.start, n.end)}) for t in s.tracks)
+    assert habits["chorale"].sounding == pytest.approx(played / span, abs=5e-5)
     wider = measure_habits(corpus, HabitsConfig(excerpt_bars=(10_000, 10_000), quantile=0.9))
     assert wider["chorale"].ambitus >= habits["chorale"].ambitus
 
@@ -55,6 +62,7 @@ def test_habits_round_trip_and_a_broken_file_says_how_to_fix_it(tmp_path):
     (tmp_path / "habits.json").write_text('{"styles": {"folk": {"ambitus": 17, "pieces": 3, "lines": 3}}}')
     assert load_habits(tmp_path)["folk"].longest_note is None  # a file from before note lengths: no limit
     assert load_habits(tmp_path)["folk"].guidance("minor")["borrowed"] is None  # ... or pitch classes: every borrowed note costs
+    assert load_habits(tmp_path)["folk"].guidance("major")["sounding"] is None  # ... or lines' playing time: the entry bias always
     (tmp_path / "habits.json").write_text("{not json")
     with pytest.raises(ModelError, match="musedraft corpus habits"):
         load_habits(tmp_path)
@@ -78,4 +86,5 @@ def test_the_shipped_model_has_habits_for_every_style():
     assert set(habits) == set(STYLES)
     assert all(7 <= h.ambitus <= 36 and h.pieces >= 15 for h in habits.values())  # romantic has 17 training pieces
     assert all(set(h.pitch_classes) == {"major", "minor"} and 0 <= h.rests < 0.1 for h in habits.values())
+    assert all(0.5 < h.sounding <= 1 for h in habits.values())
     assert all(sum(share) == pytest.approx(1, abs=1e-3) for h in habits.values() for share in h.pitch_classes.values())
