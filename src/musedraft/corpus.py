@@ -237,13 +237,14 @@ def _corpus_files(config: CorpusConfig) -> tuple[list[tuple[str, str]], list[dic
     files, skipped = [], []
     for p in sorted(str(p) for p in corpus.getCorePaths()):
         rel = p.split("/corpus/", 1)[-1]
-        if config.collections and rel.split("/")[0] not in config.collections:
+        collection = rel.split("/")[0]
+        if config.collections and collection not in config.collections:
             continue
         if p.endswith(".rntxt"):  # Roman-numeral analyses: harmony sketches, not scores
             skipped.append({"source": rel, "error": "skipped: roman-numeral analysis, not a score"})
             continue
-        if rel.split("/")[0] in _NOT_REPERTOIRE:
-            skipped.append({"source": rel, "error": f"skipped: {_NOT_REPERTOIRE[rel.split('/')[0]]}, not repertoire"})
+        if collection in _NOT_REPERTOIRE:
+            skipped.append({"source": rel, "error": f"skipped: {_NOT_REPERTOIRE[collection]}, not repertoire"})
             continue
         files.append((p, rel))
     if config.limit:

@@ -356,18 +356,18 @@ class Generator:
         """What the music in view hands the new bars: each slot's lowest and highest pitch (a continued
         line keeps its primer's register); how many of its notes fall on each pitch class and how long it
         has been silent (the chromatic and rest budgets); where each slot's last note ends and how long the
-        lines have played (the entry bias) and that note itself where it reaches the bar line the new music starts on (the first new
-        onset is checked against it for clashes, parallels and silence). Positions count from that bar
-        line. The music is replayed through `_advance`, the same bookkeeping the new notes get, from its
-        first bar line."""
+        lines have played (the entry bias); and that note itself where it reaches the bar line the new
+        music starts on (the first new onset is checked against it for clashes, parallels and silence).
+        Positions count from that bar line. The music is replayed through `_advance`, the same
+        bookkeeping the new notes get, from its first bar line."""
         p = _Progress()
         for tid in music[music.index(self.bar):] if self.bar in music else []:
             self._advance(p, tid)
         seam = p.bar_start + p.bar_length
         last = {v.slot: v for v in p.sounding}  # oldest first, so each slot's latest note wins
         held = [_Voice(k, v.pitch, v.start - seam, v.end - seam, None) for k, v in sorted(last.items()) if v.end >= seam]
-        return _Progress(compass=p.compass, sounding=held, pitch_classes=p.pitch_classes, silence=p.silence, played=p.played,
-                         heard_from=None if p.heard_from is None else p.heard_from - seam,
+        return _Progress(compass=p.compass, sounding=held, pitch_classes=p.pitch_classes, silence=p.silence,
+                         played=p.played, heard_from=None if p.heard_from is None else p.heard_from - seam,
                          ended={k: end - seam for k, end in p.ended.items()})
 
     # -- decoding loop ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ notes, where no training chorale has even 15%): notes longer than the style's lo
 cost extra. A style's share of notes on each pitch class outside the key (chorales in major: F sharp
 1.7%, E flat 0.1%) is what the key guidance lets through before it starts to cost, and its share of beats
 in which every part rests (Renaissance 0.13%, romantic 1.05%) the silence the sampler lets through
-before a rest costs. The share of the time a line plays (chorales 95%, madrigals 71%) is how far the
+before a rest costs. The share of the time a line plays (chorales 96%, madrigals 71%) is how far the
 sampler pulls resting voices back in.
 
     corpus table (train split) ─► openings of 16-32 bars ─► each line's span, each note's length,
