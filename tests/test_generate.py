@@ -398,6 +398,50 @@ def test_chromatic_budget_lets_the_styles_share_of_borrowed_notes_through(tok, g
     assert (counts[[1, 6, 8, 10]] >= 3).all() and counts[3] == 0
 
 
+def test_length_budget_costs_only_the_lengths_the_music_has_used_beyond_its_share(tok, gen):
+    """Three eighths against a style writing half its notes as eighths and half as quarters: one more
+    eighth would make 4 of 4 (over its half), a quarter 1 of 4 (within), a half note 1 of 4 (the style
+    has none). In 6/8 the same Duration_1.0.8 is one beat of the metre: an eighth, not a quarter."""
+    v, res = tok.vocab, tok.vocab.config.beat_res
+    eighth, quarter, half = v["Duration_0.4.8"], v["Duration_1.0.8"], v["Duration_2.0.8"]
+    shares = (0.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0)  # sixteenths, eighths, quarters, dotted quarters, halves, ...
+    music = [tok.bar, v["TimeSig_4/4"]]
+    for k in range(3):
+        music += [v[f"Position_{k * res // 2}"], v["Program_0"], v["Pitch_72"], eighth]
+    p = gen._context_of(music)  # the primer's notes count, as they do for the chromatic budget
+    assert list(p.lengths) == [0, 3, 0, 0, 0, 0, 0]
+    for tid in (tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_72"]):
+        gen._advance(p, tid)
+
+    def cost(lengths, cfg: SamplingConfig) -> list[float]:
+        c = Constraints(bars=2, time_signature="4/4", pitch_ranges=RANGES, cadence=False, lengths=lengths)
+        return list(-gen._allowed(p, c, cfg)[1][[eighth, quarter, half]] + 0.0)
+
+    assert cost(shares, SamplingConfig(long_note_penalty=0)) == [1.0, 0.0, 1.0]
+    assert cost(shares, SamplingConfig(long_note_penalty=0, length_penalty=0)) == [0.0, 0.0, 0.0]
+    assert cost(None, SamplingConfig(long_note_penalty=0)) == [0.0, 0.0, 0.0]  # no habit: no budget
+    assert gen._length_classes("6/8")[gen.duration_index[quarter]] == 1  # an eighth in 6/8
+    assert gen._length_classes("4/4")[gen.duration_index[quarter]] == 2
+
+
+def test_length_budget_holds_a_random_model_to_the_styles_note_lengths(tok, gen):
+    """A random model writes every length; under an overwhelming length penalty and a style writing
+    only quarters, every note is a quarter."""
+
+    def lengths(profile, cfg: SamplingConfig) -> list[float]:
+        out = []
+        for i in range(10):
+            c = Constraints(bars=3, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, lengths=profile)
+            notes = _notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i))
+            out += [(n[1] - n[0]) / tok.vocab.config.beat_res for n in notes]
+        return out
+
+    quarters = (0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+    written = lengths(quarters, SamplingConfig(length_penalty=1e4))
+    assert len(written) > 20 and all(0.75 < q <= 1.25 for q in written)
+    assert sum(not 0.75 < q <= 1.25 for q in lengths(quarters, SamplingConfig(length_penalty=0))) > 10
+
+
 def test_rest_budget_lets_the_styles_share_of_silence_through(tok, gen):
     """A rest is free while the silence so far plus its own stays within the style's share of the
     whole piece (the music in view once the new bars are written); beyond it the gap penalty applies.

@@ -53,6 +53,31 @@ def test_ambitus_is_the_quantile_of_the_train_lines_spans(tiny_corpus):
     assert wider["chorale"].ambitus >= habits["chorale"].ambitus
 
 
+def test_note_length_shares_per_metre_and_over_every_metre(tiny_corpus):
+    """Each note's length in quarters falls in a class; a metre with enough of the style's pieces gets
+    its own shares, and every style has them pooled over all its metres."""
+    corpus = tiny_corpus / "corpus"
+    train = [load_midi(corpus / r["midi"]) for r in load_table(corpus) if r["split"] == "train"]
+    metres = {}
+    for s in train:
+        ts = f"{s.time_signatures[0].numerator}/{s.time_signatures[0].denominator}"
+        metres.setdefault(ts, []).append(s)
+    least = max(len(group) for group in metres.values())  # the commonest metre alone has its own shares
+
+    def shares(scores) -> list[float]:
+        bounds = (0.375, 0.75, 1.25, 1.75, 2.5, 3.5)
+        classes = [sum(n.duration / s.ticks_per_quarter > b for b in bounds) for s in scores for t in s.tracks for n in t.notes]
+        return list(np.bincount(classes, minlength=7) / len(classes))
+
+    lengths = measure_habits(corpus, HabitsConfig(excerpt_bars=(10_000, 10_000), metre_pieces=least))["chorale"].lengths
+    assert set(lengths) == {"*"} | {ts for ts, group in metres.items() if len(group) >= least}
+    assert lengths["*"] == pytest.approx(shares(train), abs=5e-5)
+    for ts in set(lengths) - {"*"}:
+        assert lengths[ts] == pytest.approx(shares(metres[ts]), abs=5e-5)
+    habit = StyleHabits(ambitus=12, pieces=1, lines=1, lengths=lengths)
+    assert habit.guidance("major", "5/4")["lengths"] == tuple(lengths["*"])  # a metre without its own shares
+
+
 def test_habits_round_trip_and_a_broken_file_says_how_to_fix_it(tmp_path):
     assert load_habits(tmp_path) == {}  # a checkpoint from before habits samples without them
     habits = {"folk": StyleHabits(ambitus=17, pieces=300, lines=300, longest_note=3.0,
@@ -61,8 +86,9 @@ def test_habits_round_trip_and_a_broken_file_says_how_to_fix_it(tmp_path):
     assert load_habits(tmp_path) == habits
     (tmp_path / "habits.json").write_text('{"styles": {"folk": {"ambitus": 17, "pieces": 3, "lines": 3}}}')
     assert load_habits(tmp_path)["folk"].longest_note is None  # a file from before note lengths: no limit
-    assert load_habits(tmp_path)["folk"].guidance("minor")["borrowed"] is None  # ... or pitch classes: every borrowed note costs
-    assert load_habits(tmp_path)["folk"].guidance("major")["sounding"] is None  # ... or lines' playing time: the entry bias always
+    assert load_habits(tmp_path)["folk"].guidance("minor", "4/4")["borrowed"] is None  # ... or pitch classes: every borrowed note costs
+    assert load_habits(tmp_path)["folk"].guidance("major", "4/4")["sounding"] is None  # ... or lines' playing time: the entry bias always
+    assert load_habits(tmp_path)["folk"].guidance("major", "6/8")["lengths"] is None  # ... or note lengths: no length budget
     (tmp_path / "habits.json").write_text("{not json")
     with pytest.raises(ModelError, match="musedraft corpus habits"):
         load_habits(tmp_path)
@@ -87,4 +113,6 @@ def test_the_shipped_model_has_habits_for_every_style():
     assert all(7 <= h.ambitus <= 36 and h.pieces >= 15 for h in habits.values())  # romantic has 17 training pieces
     assert all(set(h.pitch_classes) == {"major", "minor"} and 0 <= h.rests < 0.1 for h in habits.values())
     assert all(0.5 < h.sounding <= 1 for h in habits.values())
+    assert all(sum(share) == pytest.approx(1, abs=1e-3) for h in habits.values() for share in h.lengths.values())
+    assert habits["medieval"].lengths["6/8"][3] > 0.15  # dotted quarters: what a medieval 6/8 voice walks in
     assert all(sum(share) == pytest.approx(1, abs=1e-3) for h in habits.values() for share in h.pitch_classes.values())

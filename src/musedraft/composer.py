@@ -263,7 +263,7 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
     reqs = [reqs] if isinstance(reqs, Request) else reqs
     fresh = tempo == "request" and not music  # a new piece, not a continuation or a middle
     h = composer.habits.get(reqs[0].style)  # none: the checkpoint samples without style habits
-    habits = h.guidance(mode) if h else {}
+    habits = h.guidance(mode, reqs[0].time_signature) if h else {}
     c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
                     tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh, **habits)
     seeds = [r.seed * 7919 + seed_offset for r in reqs]

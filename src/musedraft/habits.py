@@ -11,11 +11,13 @@ cost extra. A style's share of notes on each pitch class outside the key (choral
 1.7%, E flat 0.1%) is what the key guidance lets through before it starts to cost, and its share of beats
 in which every part rests (Renaissance 0.13%, romantic 1.05%) the silence the sampler lets through
 before a rest costs. The share of the time a line plays (chorales 96%, madrigals 71%) is how far the
-sampler pulls resting voices back in.
+sampler pulls resting voices back in. The share of notes in each length class, per metre (medieval
+pieces in 6/8: a third eighths, a quarter dotted quarters), is what the sampler lets each note length
+have before it costs: the model writes 6/8 as the folk tunes that hold most of its 6/8 notes.
 
     corpus table (train split) ─► openings of 16-32 bars ─► each line's span, each note's length,
-        each note's pitch class (in C major / A minor), each silent beat, the time each line plays
-        ─► habits per style
+        each note's pitch class (in C major / A minor), each silent beat, the time each line plays,
+        each note's length class in its metre ─► habits per style
 """
 
 from __future__ import annotations
@@ -30,9 +32,20 @@ import numpy as np
 from musedraft.errors import CorpusError, ModelError
 from musedraft.files import atomic_path
 
-__all__ = ["StyleHabits", "HabitsConfig", "measure_habits", "save_habits", "load_habits"]
+__all__ = ["StyleHabits", "HabitsConfig", "measure_habits", "save_habits", "load_habits", "length_class",
+           "LENGTH_EDGES", "ANY_METRE"]
 
 FILENAME = "habits.json"
+# Upper edges, in quarters, of the note-length classes: sixteenths, eighths, quarters, dotted quarters,
+# halves, dotted halves, longer. A class, not the exact length: a share per Duration token would be
+# too thin to measure (medieval 6/8 has 24 training pieces).
+LENGTH_EDGES = (0.375, 0.75, 1.25, 1.75, 2.5, 3.5)
+ANY_METRE = "*"  # the lengths key pooling every metre, for a metre the style has too few pieces in
+
+
+def length_class(quarters):
+    """The length class (index into the shares) of notes lasting `quarters` (a number or an array)."""
+    return np.searchsorted(LENGTH_EDGES, quarters)
 
 
 @dataclass(frozen=True)
@@ -44,12 +57,16 @@ class StyleHabits:
     pitch_classes: dict[str, list[float]] | None = None  # mode -> share of notes on each pitch class, in C major / A minor
     rests: float | None = None  # share of beats, from the first note, in which every part rests
     sounding: float | None = None  # share of the time, from the first note to the last, that a line plays
+    lengths: dict[str, list[float]] | None = None  # metre ('6/8', or ANY_METRE) -> share of notes in each length class
 
-    def guidance(self, mode: str) -> dict:
-        """The generator's Constraints fields these habits fill, for a request in `mode`."""
+    def guidance(self, mode: str, time_signature: str) -> dict:
+        """The generator's Constraints fields these habits fill, for a request in `mode` and `time_signature`."""
         profile = (self.pitch_classes or {}).get(mode)
+        lengths = self.lengths or {}
+        shares = lengths.get(time_signature, lengths.get(ANY_METRE))
         return dict(ambitus=self.ambitus, longest_note=self.longest_note, rests=self.rests,
-                    borrowed=tuple(profile) if profile else None, sounding=self.sounding)
+                    borrowed=tuple(profile) if profile else None, sounding=self.sounding,
+                    lengths=tuple(shares) if shares else None)
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,7 @@ class HabitsConfig:
     note_quantile: float = 0.99  # the longest usual note is this quantile of the note lengths
     min_notes: int = 5  # a line with fewer notes says little about its span
     max_pieces: int = 300  # per style (a deterministic sample); folk has 11,000 tunes
+    metre_pieces: int = 10  # a metre with at least this many of the style's pieces gets its own length shares
     split: str = "train"
     seed: int = 0
 
@@ -88,13 +106,20 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             style_rows = [style_rows[i] for i in sorted(rng.choice(len(style_rows), cfg.max_pieces, replace=False))]
         spans, lengths, silent, heard, played, span = [], [], 0, 0, 0, 0
         classes = {"major": np.zeros(12), "minor": np.zeros(12)}
+        by_metre: dict[str, np.ndarray] = {}  # time signature -> notes per length class
+        metre_count: dict[str, int] = {}
         for row in style_rows:
             bars = int(rng.integers(cfg.excerpt_bars[0], cfg.excerpt_bars[1] + 1))
             score = first_bars(load_midi(cache / row["midi"]), bars)
-            beat = score.ticks_per_quarter * 4 / time_signature(score)[1]  # a beat of the metre, as Duration tokens count
+            num, den = time_signature(score)
+            beat = score.ticks_per_quarter * 4 / den  # a beat of the metre, as Duration tokens count
             lines = [t for t in score.tracks if not t.is_drum]
             spans += [int(np.ptp([n.pitch for n in t.notes])) for t in lines if len(t.notes) >= cfg.min_notes]
             lengths += [n.duration / beat for t in lines for n in t.notes]
+            quarters = np.array([n.duration for t in lines for n in t.notes], dtype=np.float64) / score.ticks_per_quarter
+            metre = f"{num}/{den}"
+            by_metre[metre] = by_metre.get(metre, 0) + np.bincount(length_class(quarters), minlength=len(LENGTH_EDGES) + 1)
+            metre_count[metre] = metre_count.get(metre, 0) + 1
             shift = normalising_shift(row["key_pc"], row["mode"])  # to C major / A minor, as the tokens are
             moved = [n.pitch + shift for t in lines for n in t.notes]
             classes[row["mode"]] += np.bincount(np.array(moved, dtype=np.int64) % 12, minlength=12)
@@ -108,8 +133,16 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             habits[style] = StyleHabits(int(np.quantile(spans, cfg.quantile)), len(style_rows), len(spans),
                                         round(float(np.quantile(lengths, cfg.note_quantile)), 2),
                                         {m: [round(float(x), 4) for x in c / c.sum()] for m, c in classes.items() if c.sum()},
-                                        round(silent / heard, 4), round(played / span, 4) if span else None)
+                                        round(silent / heard, 4), round(played / span, 4) if span else None,
+                                        _length_shares(by_metre, metre_count, cfg.metre_pieces))
     return habits
+
+
+def _length_shares(by_metre: dict[str, np.ndarray], pieces: dict[str, int], least: int) -> dict[str, list[float]]:
+    """Share of notes in each length class: pooled over every metre, and per metre with `least` pieces."""
+    pooled = sum(by_metre.values())
+    counts = {ANY_METRE: pooled} | {m: c for m, c in sorted(by_metre.items()) if pieces[m] >= least and c.sum()}
+    return {m: [round(float(x), 4) for x in c / c.sum()] for m, c in counts.items() if c.sum()}
 
 
 def _played(notes) -> int:
