@@ -398,6 +398,47 @@ def test_chromatic_budget_lets_the_styles_share_of_borrowed_notes_through(tok, g
     assert (counts[[1, 6, 8, 10]] >= 3).all() and counts[3] == 0
 
 
+def test_register_pull_costs_only_leaps_further_from_a_drifted_lines_centre(tok, gen):
+    """A soprano centred on G#4 (68) that has sung D5 and E5 (mean 75, 7 semitones up): every semitone
+    above the centre costs, a step back below it is free. Within the slack nothing costs."""
+    from musedraft.generate import _Progress  # noqa: PLC0415
+
+    v = tok.vocab
+
+    def pull(sung: list[int], centres, cfg: SamplingConfig) -> list[float]:
+        p, res = _Progress(), v.config.beat_res
+        music = [tok.bar, v["TimeSig_4/4"]]
+        for beat, pitch in enumerate(sung):
+            music += [v[f"Position_{beat * res}"], v["Program_0"], v[f"Pitch_{pitch}"], v["Duration_1.0.8"]]
+        for tid in music + [v[f"Position_{len(sung) * res}"], v["Program_0"]]:  # the soprano's next note
+            gen._advance(p, tid)
+        c = Constraints(bars=2, time_signature="4/4", pitch_ranges=RANGES, cadence=False, centres=centres)
+        return [round(float(x), 6) for x in gen._register_pull(p, c, cfg, np.array([60, 68, 72, 80]))]
+
+    centres = [68, 60, 52, 45]
+    assert pull([74, 76], centres, SamplingConfig()) == [0.0, 0.0, 1.2, 3.6]  # 0.3 a semitone above 68
+    assert pull([57, 59], centres, SamplingConfig()) == [2.4, 0.0, 0.0, 0.0]  # drifted down: below costs
+    assert pull([70, 71], centres, SamplingConfig()) == [0.0] * 4  # 2.5 up: within the 4-semitone slack
+    assert pull([], centres, SamplingConfig()) == [0.0] * 4  # nothing sung yet
+
+
+def test_register_pull_keeps_a_random_lines_mean_near_its_centre(tok, gen):
+    """A random model's line wanders over its whole range (48-84, mean near 66); drawn to a centre of
+    60 it stays within a few semitones of it, and without centres the pull does nothing."""
+
+    def mean_pitch(centres, cfg: SamplingConfig) -> float:
+        pitches = []
+        for i in range(10):
+            c = Constraints(bars=4, time_signature="4/4", pitch_ranges=[(48, 84)], cadence=False, centres=centres)
+            pitches += [n[3] for n in _notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i))]
+        return float(np.mean(pitches))
+
+    drawn = SamplingConfig(register_penalty=3.0, register_slack=2.0)
+    assert abs(mean_pitch([60], drawn) - 60) < 4
+    assert mean_pitch([60], SamplingConfig(register_penalty=0)) > 63
+    assert mean_pitch(None, drawn) > 63
+
+
 def test_length_budget_costs_only_the_lengths_the_music_has_used_beyond_its_share(tok, gen):
     """Three eighths against a style writing half its notes as eighths and half as quarters: one more
     eighth would make 4 of 4 (over its half), a quarter 1 of 4 (within), a half note 1 of 4 (the style

@@ -215,18 +215,20 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
         raise RequestError(f"Time signature {req.time_signature} is not supported by this model.")
     cfg = _sampling(temperature, top_p, req.density)
     ranges = [(i.low + shift, i.high + shift) for i in slot_insts]
+    centres = [i.middle + shift for i in slot_insts]
     reqs = [replace(req, seed=req.seed + k) for k in range(n)]
     t1 = time.perf_counter()
     if loop:
-        bodies = _generate(composer, header, [], req.bars - _CLOSING_BARS, ranges, mode, reqs, cfg, cadence=False)
+        bodies = _generate(composer, header, [], req.bars - _CLOSING_BARS, ranges, mode, reqs, cfg, cadence=False,
+                           centres=centres)
         streams = []
         for body, r in zip(bodies, reqs, strict=True):
             fixed = header + _fim_block(composer, body, _first_bars(composer, body, _CLOSING_BARS))
             closing = _generate(composer, fixed, [], _CLOSING_BARS, ranges, mode, [r], cfg, cadence=False,
-                                tempo=None, seed_offset=1)[0]
+                                tempo=None, seed_offset=1, centres=centres)[0]
             streams.append(body + closing)
     else:
-        streams = _generate(composer, header, [], req.bars, ranges, mode, reqs, cfg, cadence=True)
+        streams = _generate(composer, header, [], req.bars, ranges, mode, reqs, cfg, cadence=True, centres=centres)
     timings["generate"] = time.perf_counter() - t1
     if n > 1:
         timings["candidates_in_batch"] = n
@@ -256,8 +258,11 @@ def _ts_score(ts: str) -> Score:
     return s
 
 
-def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, tempo="request", seed_offset=0):
-    """New streams (EOS dropped), one per request in `reqs` (same request, different seeds), in one batch."""
+def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, tempo="request", seed_offset=0,
+              centres=None):
+    """New streams (EOS dropped), one per request in `reqs` (same request, different seeds), in one batch.
+    `centres` (a fresh piece's instruments' registers) draw drifting lines back; a primer's lines
+    centre where the user put them, so a continuation goes without."""
     from musedraft.generate import Constraints  # noqa: PLC0415
 
     reqs = [reqs] if isinstance(reqs, Request) else reqs
@@ -265,7 +270,8 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
     h = composer.habits.get(reqs[0].style)  # none: the checkpoint samples without style habits
     habits = h.guidance(mode, reqs[0].time_signature) if h else {}
     c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
-                    tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh, **habits)
+                    tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh,
+                    centres=centres, **habits)
     seeds = [r.seed * 7919 + seed_offset for r in reqs]
     rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
     return [[t for t in new if t != composer.tokenizer.eos] for new in rows]

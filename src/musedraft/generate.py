@@ -51,6 +51,8 @@ class SamplingConfig:
     entry_rest: float = 1.0  # beats a slot must have rested before the entry bias pulls it back in (see _allowed)
     ambitus_penalty: float = 1.0  # logit subtracted per semitone a pitch takes its line beyond Constraints.ambitus
     long_note_penalty: float = 1.0  # logit subtracted per beat a Duration lasts beyond Constraints.longest_note
+    register_penalty: float = 0.3  # logit per semitone a pitch lies beyond its line's centre on the side the line has drifted to (Constraints.centres)
+    register_slack: float = 4.0  # semitones a line's mean pitch may stray from its centre before register_penalty applies
     length_penalty: float = 1.0  # logit subtracted from a Duration whose length class the music already uses more than Constraints.lengths; 0 = off
     chromatic_budget: bool = True  # no key penalty on a borrowed pitch class while the music uses it less than Constraints.borrowed (never the other mode's third)
     voice_budget: bool = True  # the entry bias only while the lines in view have played less of the time than Constraints.sounding
@@ -74,6 +76,7 @@ class Constraints:
     borrowed: tuple[float, ...] | None = None  # share of the style's notes on each pitch class in this mode (its habit); None = every note outside the scale costs key_penalty
     rests: float | None = None  # share of beats the style leaves silent in every part (its habit); None = every such rest costs gap_penalty
     sounding: float | None = None  # share of the time the style's lines play (its habit); None = the entry bias pulls every resting line in
+    centres: list[float] | None = None  # per track slot, the pitch its line centres on (its instrument's register); None = no pull
     lengths: tuple[float, ...] | None = None  # share of the style's notes in each length class in this metre (its habit); None = no length budget
 
     @property
@@ -118,6 +121,7 @@ class _Progress:
     pitch: int = -1  # the pitch just chosen, waiting for its duration
     sounding: list[_Voice] = field(default_factory=list)  # notes that have not ended yet (a primer's too), oldest first
     compass: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (lowest, highest) pitch, primer included
+    pitch_sum: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (sum of its pitches, notes), primer included
     pitch_classes: np.ndarray = field(default_factory=lambda: np.zeros(12, dtype=np.int64))  # notes so far per class, primer included
     heard_from: int | None = None  # grid position of the first note in view (the primer's is before 0)
     silence: int = 0  # grid positions since then in silences of a beat or more (every part resting)
@@ -249,6 +253,8 @@ class Generator:
                 offsets[self.pitch_ids] += np.select([pcs == 8, pcs == 7], [cfg.leading_tone_bias, -cfg.leading_tone_bias])
             if cfg.clash_penalty or cfg.parallel_penalty:
                 offsets[self.pitch_ids] -= self._voice_leading(p, pitches, cfg)
+            if cfg.register_penalty and c.centres is not None:
+                offsets[self.pitch_ids] -= self._register_pull(p, c, cfg, pitches)
             if cfg.ambitus_penalty and c.ambitus is not None and s.slot in p.compass:
                 low, high = p.compass[s.slot]
                 beyond = np.maximum(pitches, high) - np.minimum(pitches, low) - c.ambitus
@@ -263,6 +269,21 @@ class Generator:
                 over = ~self._length_room(p, c)[self._length_classes(s.time_signature)]
                 offsets[self.duration_ids] -= np.where(over, cfg.length_penalty, 0.0)
         return allowed, offsets
+
+    @staticmethod
+    def _register_pull(p: _Progress, c: Constraints, cfg: SamplingConfig, pitches: np.ndarray) -> np.ndarray:
+        """Penalties that draw a line back towards its centre once its mean pitch has strayed more than
+        `register_slack` from it: per semitone a pitch lies beyond the centre on the side the line has
+        drifted to, so a step back is free and a leap further costs most. The register token tells the
+        model only a band of ten semitones, and it drifted up through it: medieval voices sat about
+        five semitones above the singers' centres (a Triplum sung round G4 drafted round D5), quartet
+        cellos round B3 where Haydn's and Mozart's sit round D3."""
+        total, notes = p.pitch_sum.get(p.grammar.slot, (0, 0))
+        centre = c.centres[p.grammar.slot]
+        drift = total / notes - centre if notes else 0.0
+        if abs(drift) <= cfg.register_slack:
+            return np.zeros(len(pitches), dtype=np.float32)
+        return cfg.register_penalty * np.maximum(np.sign(drift) * (pitches - centre), 0.0)
 
     def _length_classes(self, time_signature: str) -> np.ndarray:
         """The length class of each Duration token in this metre (its beats are the metre's beats)."""
@@ -378,6 +399,8 @@ class Generator:
             p.ended[slot] = note.end
             low, high = p.compass.get(slot, (p.pitch, p.pitch))
             p.compass[slot] = (min(low, p.pitch), max(high, p.pitch))
+            total, notes = p.pitch_sum.get(slot, (0, 0))
+            p.pitch_sum[slot] = (total + p.pitch, notes + 1)
             p.pitch_classes[p.pitch % 12] += 1
             p.lengths[self._length_classes(p.grammar.time_signature)[self.duration_index[tid]]] += 1
 
@@ -395,7 +418,7 @@ class Generator:
         seam = p.bar_start + p.bar_length
         last = {v.slot: v for v in p.sounding}  # oldest first, so each slot's latest note wins
         held = [_Voice(k, v.pitch, v.start - seam, v.end - seam, None) for k, v in sorted(last.items()) if v.end >= seam]
-        return _Progress(compass=p.compass, sounding=held, pitch_classes=p.pitch_classes, lengths=p.lengths, silence=p.silence,
+        return _Progress(compass=p.compass, pitch_sum=p.pitch_sum, sounding=held, pitch_classes=p.pitch_classes, lengths=p.lengths, silence=p.silence,
                          played=p.played, heard_from=None if p.heard_from is None else p.heard_from - seam,
                          ended={k: end - seam for k, end in p.ended.items()})
 
