@@ -2,8 +2,9 @@
 
 The request's hard constraints (exact bar count, time signature, tempo, which track slots play and in
 what pitch range, a closing cadence) are masks over the vocabulary; soft ones (stay in the key,
-rhythmic density, avoid clashes and parallels with the other voices) are logit biases. Filters run in a fixed order: grammar/constraint mask → biases
-→ temperature → top-k → top-p → one draw from a seeded torch.Generator, so a seed fixes the notes.
+rhythmic density, avoid clashes and parallels with the other voices, keep each line in its register
+and the style's habits) are logit biases. Filters run in a fixed order: grammar/constraint mask →
+biases → temperature → top-k → top-p → one draw from a seeded torch.Generator, so a seed fixes the notes.
 """
 
 from __future__ import annotations
@@ -418,8 +419,9 @@ class Generator:
         seam = p.bar_start + p.bar_length
         last = {v.slot: v for v in p.sounding}  # oldest first, so each slot's latest note wins
         held = [_Voice(k, v.pitch, v.start - seam, v.end - seam, None) for k, v in sorted(last.items()) if v.end >= seam]
-        return _Progress(compass=p.compass, pitch_sum=p.pitch_sum, sounding=held, pitch_classes=p.pitch_classes, lengths=p.lengths, silence=p.silence,
-                         played=p.played, heard_from=None if p.heard_from is None else p.heard_from - seam,
+        return _Progress(compass=p.compass, pitch_sum=p.pitch_sum, sounding=held, pitch_classes=p.pitch_classes,
+                         lengths=p.lengths, silence=p.silence, played=p.played,
+                         heard_from=None if p.heard_from is None else p.heard_from - seam,
                          ended={k: end - seam for k, end in p.ended.items()})
 
     # -- decoding loop ---------------------------------------------------------------------------
