@@ -205,6 +205,27 @@ def test_continuing_a_piano_draft_goes_on_in_chords(tiny_composer):
     assert 2 <= _most_at_once(new) <= 3
 
 
+def test_register_pull_draws_a_fresh_piece_to_its_instruments_not_a_primer(tiny_composer, monkeypatch):
+    """compose() gives the generator each line's instrument centre, moved into the normalised key as
+    its pitch range is; continue_midi() gives none, since a primer's lines centre where the user wrote them."""
+    from musedraft.instruments import get_instrument  # noqa: PLC0415
+    from musedraft.tokenizer import normalising_shift, parse_key  # noqa: PLC0415
+
+    seen = []
+    generate_batch = tiny_composer.generator.generate_batch
+
+    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
+        seen.append(constraints.centres)
+        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
+
+    monkeypatch.setattr(tiny_composer.generator, "generate_batch", spy)
+    draft = compose("chorale", key="G major", instruments=["soprano", "bass voice"], bars=2, seed=1, repair=False,
+                    model=tiny_composer)
+    continue_midi(draft, bars=1, seed=2, repair=False, model=tiny_composer)
+    shift = normalising_shift(*parse_key("G major"))
+    assert seen == [[get_instrument("soprano").middle + shift, get_instrument("bass voice").middle + shift], None]
+
+
 def test_regenerate_keeps_bars_outside_the_range(tiny_composer):
     draft = compose("chorale", key="G major", instruments=["soprano", "alto", "bass voice"], bars=6, seed=6,
                     repair=False, model=tiny_composer)
