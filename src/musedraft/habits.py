@@ -114,18 +114,19 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             num, den = time_signature(score)
             beat = score.ticks_per_quarter * 4 / den  # a beat of the metre, as Duration tokens count
             lines = [t for t in score.tracks if not t.is_drum]
+            notes = [n for t in lines for n in t.notes]
             spans += [int(np.ptp([n.pitch for n in t.notes])) for t in lines if len(t.notes) >= cfg.min_notes]
-            lengths += [n.duration / beat for t in lines for n in t.notes]
-            quarters = np.array([n.duration for t in lines for n in t.notes], dtype=np.float64) / score.ticks_per_quarter
+            ticks = np.array([n.duration for n in notes], dtype=np.float64)
+            lengths += list(ticks / beat)
             metre = f"{num}/{den}"
-            by_metre[metre] = by_metre.get(metre, 0) + np.bincount(length_class(quarters), minlength=len(LENGTH_EDGES) + 1)
+            by_metre[metre] = by_metre.get(metre, 0) + np.bincount(length_class(ticks / score.ticks_per_quarter),
+                                                                   minlength=len(LENGTH_EDGES) + 1)
             metre_count[metre] = metre_count.get(metre, 0) + 1
             shift = normalising_shift(row["key_pc"], row["mode"])  # to C major / A minor, as the tokens are
-            moved = [n.pitch + shift for t in lines for n in t.notes]
-            classes[row["mode"]] += np.bincount(np.array(moved, dtype=np.int64) % 12, minlength=12)
+            moved = np.array([n.pitch + shift for n in notes], dtype=np.int64)
+            classes[row["mode"]] += np.bincount(moved % 12, minlength=12)
             empty = empty_beats(score)
             silent, heard = silent + int(empty.sum()), heard + len(empty)
-            notes = [n for t in lines for n in t.notes]
             if notes:  # every line counts over the whole excerpt: a voice that enters late has rested till then
                 played += sum(_played(t.notes) for t in lines)
                 span += len(lines) * (max(n.end for n in notes) - min(n.start for n in notes))
