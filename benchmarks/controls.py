@@ -4,7 +4,9 @@ Checks per draft: exact bar count, time signature, tempo, only the requested ins
 inside its range), and music21's key analysis of the result against the requested key.
 Writes docs/benchmarks_controls.md.
 
-    python benchmarks/controls.py --n 50 [--model FOLDER]
+    python benchmarks/controls.py --n 50 [--model FOLDER] [--seed S]
+
+--seed draws other requests and draft seeds: a second sample, to tell a change from chance.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=16)
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default="docs/benchmarks_controls.md")
+    ap.add_argument("--seed", type=int, default=0, help="requests and draft seeds (draft i gets seed + i)")
     args = ap.parse_args()
-    rng = random.Random(0)
+    rng = random.Random(args.seed)
     composer = musedraft.load_model(args.model)
     ok = {"bars": 0, "time signature": 0, "tempo": 0, "instruments": 0, "ranges": 0, "key (music21)": 0}
     misses, seconds = [], 0.0
@@ -55,7 +58,7 @@ def main() -> None:
         tempo = rng.randrange(60, 150)
         t = time.perf_counter()
         d = musedraft.compose(style, key=key, tempo=tempo, time_signature=ts, instruments=inst, bars=args.bars,
-                              seed=i, repair=True, model=composer)
+                              seed=args.seed + i, repair=True, model=composer)
         seconds += time.perf_counter() - t
         s = d.score
         ok["bars"] += bar_count(s) == args.bars
@@ -74,7 +77,8 @@ def main() -> None:
     lines += [f"| {k} | {v}/{args.n} ({100 * v / args.n:.0f}%) |" for k, v in ok.items()]
     lines += ["", f"Mean compose time (generate + repair): {seconds / args.n:.2f} s per draft.",
               f"Key misses: {', '.join(misses) if misses else 'none'}.", "",
-              f"Command: `python benchmarks/controls.py --n {args.n}`"]
+              f"Command: `python benchmarks/controls.py --n {args.n}"
+              f"{f' --seed {args.seed}' if args.seed else ''}`"]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)

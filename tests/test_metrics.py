@@ -285,3 +285,13 @@ def test_the_summary_says_which_misses_are_within_their_noise():
     assert "1 of 2** style × metric comparisons are within the 10% target; 0 of the 1 misses" in evaluation_markdown([result])
     result["metrics"]["polyphony"]["noise"] = 0.2  # the drafts vary more than the miss
     assert "; 1 of the 1 misses are smaller than two standard errors, and 0 lie" in evaluation_markdown([result])
+
+
+def test_the_summary_gives_real_music_against_the_held_out_pieces():
+    result = _result("chorale", (4.0, 0.010), (3.8, 0.005))
+    assert "training pieces' means" not in evaluation_markdown([result])  # no train column: no ceiling
+    result["metrics"]["polyphony"]["train"] = 4.3  # 7.5% above the held-out pieces: within
+    result["metrics"]["empty_beat_rate"]["train"] = 0.02  # double: not within
+    assert "within 10% of the held-out means for **1 of 2**" in evaluation_markdown([result])
+    result["metrics"]["polyphony"]["train"] = 4.5  # 12.5% above
+    assert "for **0 of 2**" in evaluation_markdown([result])

@@ -258,6 +258,20 @@ def _misses(results: list[dict[str, Any]]) -> str:
             f"{len(near_train)} lie within {100 * TARGET:.0f}% of the training pieces' mean")
 
 
+def _real_against_real(results: list[dict[str, Any]]) -> str:
+    """'Training pieces against the held-out ones: K of M within 10%': how far real music of a style
+    meets the target against these few held-out pieces, the ceiling a perfect model would reach."""
+    trains = [(m["train"], m["real"]) for r in results for m in r["metrics"].values()
+              if m.get("train") is not None and not math.isnan(m["train"])]
+    if not trains:
+        return ""
+    within = [(abs(t - real) < 0.01) if math.isnan(relative_difference(t, real))
+              else abs(relative_difference(t, real)) <= TARGET for t, real in trains]
+    return (f"The training pieces' means, real music of the same styles cut the same way, are within "
+            f"{100 * TARGET:.0f}% of the held-out means for **{sum(within)} of {len(within)}**: the ceiling "
+            "of this comparison for a model that wrote exactly like its training pieces.")
+
+
 def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft evaluate --metrics") -> str:
     """The whole docs/evaluation.md: method, the table, how many comparisons meet the target."""
     pairs = [m["within_target"] for r in results for m in r["metrics"].values()]
@@ -293,6 +307,7 @@ def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft
         "",
         f"**{sum(pairs)} of {len(pairs)}** style × metric comparisons are within the {100 * TARGET:.0f}% target"
         f"{_misses(results)}.",
+        *(["", _real_against_real(results)] if _real_against_real(results) else []),
         *(["", "Notes:", *notes] if notes else []),
         "",
     ])
