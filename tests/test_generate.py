@@ -592,3 +592,69 @@ def test_tempo_id_picks_the_nearest_bin(gen, tok):
     for bpm in (40, 80, 97.5, 121, 250, 300):
         value = float(tok.vocab.value_of(gen.tempo_id(bpm)))
         assert abs(value - min(max(bpm, 40), 250)) <= 2.5
+
+
+def test_tonic_bias_leans_on_the_triad_only_while_it_has_less_than_its_share(tok, gen):
+    """The style gives C, E and G half the notes of its pieces in major: after C E G D the triad has 3
+    of 4 notes, over its share, so the bias rests; after C D F A it has 1 of 4 and leans again. Without
+    the habit (or with tonic_budget off) it always leans."""
+    from musedraft.generate import _Progress  # noqa: PLC0415
+
+    v = tok.vocab
+    profile = tuple(0.5 / 3 if pc in (0, 4, 7) else 0.5 / 9 for pc in range(12))
+
+    def wanted(sung: list[int], borrowed, cfg: SamplingConfig) -> bool:
+        p, res = _Progress(), v.config.beat_res
+        music = [tok.bar, v["TimeSig_4/4"]]
+        for beat, pitch in enumerate(sung):
+            music += [v[f"Position_{beat * res}"], v["Program_0"], v[f"Pitch_{pitch}"], v["Duration_1.0.8"]]
+        for tid in music:
+            gen._advance(p, tid)
+        c = Constraints(bars=2, time_signature="4/4", pitch_ranges=RANGES, cadence=False, borrowed=borrowed)
+        return gen._tonic_wanted(p, c, cfg)
+
+    assert wanted([], profile, SamplingConfig())
+    assert not wanted([72, 76, 79, 74], profile, SamplingConfig())
+    assert wanted([72, 74, 77, 81], profile, SamplingConfig())
+    assert wanted([72, 76, 79, 74], None, SamplingConfig())
+    assert wanted([72, 76, 79, 74], profile, SamplingConfig(tonic_budget=False))
+
+
+def test_a_budgeted_tonic_bias_keeps_the_triad_near_the_styles_share(tok, gen):
+    """A random model (a third of its notes on C, E and G) under an overwhelming tonic bias writes
+    nothing else; with a style that gives the triad 60% of its notes the bias rests whenever the triad
+    has its share, so the music keeps about 60%."""
+    profile = tuple(0.2 if pc in (0, 4, 7) else 0.4 / 9 for pc in range(12))
+
+    def triad_share(cfg: SamplingConfig) -> float:
+        counts = np.zeros(12, dtype=int)
+        for i in range(10):
+            c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, borrowed=profile)
+            new = gen.generate(header_for(tok, c), [], c, cfg, seed=i)
+            counts += np.bincount([n[3] % 12 for n in _notes_of(tok, new)], minlength=12)
+        return counts[[0, 4, 7]].sum() / counts.sum()
+
+    assert triad_share(SamplingConfig(tonic_bias=0.0, key_penalty=0.0)) < 0.45
+    assert triad_share(SamplingConfig(tonic_bias=20.0, key_penalty=0.0, tonic_budget=False)) > 0.95
+    assert 0.55 <= triad_share(SamplingConfig(tonic_bias=20.0, key_penalty=0.0)) <= 0.7
+
+
+def test_balance_penalty_holds_each_scale_note_near_the_styles_share(tok, gen):
+    """A random model spreads its notes over whatever its ranges hold; with a style that gives C, D and
+    E almost every note of its pieces, an overwhelming balance penalty on scale notes past their share
+    moves the music onto them: the other scale notes get only what the penalty leaves when C, D and E
+    are all at their shares (notes outside the scale keep their own budget, the key penalty's)."""
+    profile = tuple({0: 0.3, 2: 0.3, 4: 0.3}.get(pc, 0.1 / 9) for pc in range(12))
+
+    def shares(cfg: SamplingConfig) -> np.ndarray:
+        counts = np.zeros(12, dtype=int)
+        for i in range(10):
+            c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, borrowed=profile)
+            new = gen.generate(header_for(tok, c), [], c, cfg, seed=i)
+            counts += np.bincount([n[3] % 12 for n in _notes_of(tok, new)], minlength=12)
+        return counts / counts.sum()
+
+    free = shares(SamplingConfig(key_penalty=20.0, tonic_bias=0.0, balance_penalty=0.0))
+    held = shares(SamplingConfig(key_penalty=20.0, tonic_bias=0.0, balance_penalty=20.0))
+    assert free[[0, 2, 4]].sum() < 0.5 and held[[0, 2, 4]].sum() > 0.7
+    assert (np.abs(held[[0, 2, 4]] - 0.3) < 0.08).all()

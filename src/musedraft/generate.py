@@ -55,6 +55,8 @@ class SamplingConfig:
     register_penalty: float = 0.3  # logit per semitone a pitch lies beyond its line's centre on the side the line has drifted to (Constraints.centres)
     register_slack: float = 4.0  # semitones a line's mean pitch may stray from its centre before register_penalty applies
     length_penalty: float = 1.0  # logit subtracted from a Duration whose length class the music already uses more than Constraints.lengths; 0 = off
+    balance_penalty: float = 0.5  # logit subtracted from a pitch in the scale whose class the music already uses more than Constraints.borrowed gives it; 0 = off
+    tonic_budget: bool = True  # the tonic bias only while the tonic triad has less of the music's notes than Constraints.borrowed gives it
     chromatic_budget: bool = True  # no key penalty on a borrowed pitch class while the music uses it less than Constraints.borrowed (never the other mode's third)
     voice_budget: bool = True  # the entry bias only while the lines in view have played less of the time than Constraints.sounding
     rest_budget: bool = True  # no gap penalty while the silences of a beat or more stay within Constraints.rests of the whole piece
@@ -248,7 +250,13 @@ class Generator:
                 if cfg.chromatic_budget and c.borrowed is not None:  # never the other mode's third: the mode is a promise
                     outside &= ~self._chromatic_room(p, c)[pcs] | (pcs == OTHER_THIRD[c.mode])
                 offsets[self.pitch_ids] -= np.where(outside, cfg.key_penalty, 0.0)
-            if cfg.tonic_bias:
+            if cfg.balance_penalty and c.borrowed is not None:
+                # The scale's own notes get a budget too: the model leant on the dominant (G in C major 24%
+                # of madrigal drafts' notes, Monteverdi's 19%; E in A minor 25% against 19%), so drafts were
+                # plainer than the music they learnt from and music21 heard relative keys more often.
+                over = np.isin(pcs, list(SCALES[c.mode])) & ~self._chromatic_room(p, c)[pcs]
+                offsets[self.pitch_ids] -= np.where(over, cfg.balance_penalty, 0.0)
+            if cfg.tonic_bias and self._tonic_wanted(p, c, cfg):
                 offsets[self.pitch_ids] += np.where(np.isin(pcs, list(TONIC_TRIAD[c.mode])), cfg.tonic_bias, 0.0)
             if cfg.leading_tone_bias and c.mode == "minor":  # G# over G: what tells A minor from C major
                 offsets[self.pitch_ids] += np.select([pcs == 8, pcs == 7], [cfg.leading_tone_bias, -cfg.leading_tone_bias])
@@ -312,6 +320,19 @@ class Generator:
         counts the primer's notes too and grows with the music."""
         counts = p.pitch_classes
         return counts + 1 <= np.asarray(c.borrowed) * (int(counts.sum()) + 1)
+
+    @staticmethod
+    def _tonic_wanted(p: _Progress, c: Constraints, cfg: SamplingConfig) -> bool:
+        """Whether the tonic bias should lean on the tonic triad: while its pitch classes hold less of the
+        music's notes than the style's pieces give them (always without that habit). Leaning on it at
+        every note made every style's drafts plainer than its real pieces (pitch-class entropy 3-10%
+        under the held-out pieces' in all seven styles, beyond two standard errors in four); the drafts'
+        triad mostly has its share without it (madrigal drafts in A minor: 60% of the notes, Monteverdi's 50%)."""
+        if not cfg.tonic_budget or c.borrowed is None:
+            return True
+        triad = list(TONIC_TRIAD[c.mode])
+        share = float(np.asarray(c.borrowed)[triad].sum())
+        return p.pitch_classes[triad].sum() <= share * p.pitch_classes.sum()
 
     @staticmethod
     def _voices_wanted(p: _Progress, c: Constraints, cfg: SamplingConfig) -> bool:
