@@ -39,8 +39,8 @@ STEPS = [
     ("+ entry bias only while the lines have played less than the style's", dict(voice_budget=True)),
     ("+ length budget per metre (style habits)", dict(length_penalty=1.0)),
     ("+ register pull 0.3", dict(register_penalty=0.3)),
-    ("+ pitch-class balance 1, tonic bias only under the triad's share (the defaults)",
-     dict(balance_penalty=1.0, tonic_budget=True)),
+    ("+ pitch-class balance 0.5, tonic bias only within the triad's share (the defaults)",
+     dict(balance_penalty=0.5, tonic_budget=True)),
 ]
 METRICS = ("pitch_class_entropy", "groove_consistency", "polyphony", "notes_per_bar", "pitch_range")
 
