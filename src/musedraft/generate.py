@@ -56,7 +56,7 @@ class SamplingConfig:
     register_slack: float = 4.0  # semitones a line's mean pitch may stray from its centre before register_penalty applies
     length_penalty: float = 1.0  # logit subtracted from a Duration whose length class the music already uses more than Constraints.lengths; 0 = off
     balance_penalty: float = 0.5  # logit subtracted from a pitch in the scale whose class the music already uses more than Constraints.borrowed gives it; 0 = off
-    tonic_budget: bool = True  # the tonic bias only while the tonic triad has less of the music's notes than Constraints.borrowed gives it
+    tonic_budget: bool = True  # the tonic bias only while the tonic triad has no more of the music's notes than Constraints.borrowed gives it
     chromatic_budget: bool = True  # no key penalty on a borrowed pitch class while the music uses it less than Constraints.borrowed (never the other mode's third)
     voice_budget: bool = True  # the entry bias only while the lines in view have played less of the time than Constraints.sounding
     rest_budget: bool = True  # no gap penalty while the silences of a beat or more stay within Constraints.rests of the whole piece
@@ -76,7 +76,7 @@ class Constraints:
     tonic_start: bool = False  # the first downbeat sounds the tonic triad (a fresh piece states its key)
     ambitus: int | None = None  # semitones a line usually spans (the style's habit), counting the music in view; None = no limit
     longest_note: float | None = None  # beats the style's notes rarely outlast (the closing chord may); None = no limit
-    borrowed: tuple[float, ...] | None = None  # share of the style's notes on each pitch class in this mode (its habit); None = every note outside the scale costs key_penalty
+    borrowed: tuple[float, ...] | None = None  # share of the style's notes on each pitch class in this mode (its habit): the chromatic budget, the balance and the tonic budget; None = every note outside the scale costs key_penalty, no balance
     rests: float | None = None  # share of beats the style leaves silent in every part (its habit); None = every such rest costs gap_penalty
     sounding: float | None = None  # share of the time the style's lines play (its habit); None = the entry bias pulls every resting line in
     centres: list[float] | None = None  # per track slot, the pitch its line centres on (its instrument's register); None = no pull
@@ -323,8 +323,8 @@ class Generator:
 
     @staticmethod
     def _tonic_wanted(p: _Progress, c: Constraints, cfg: SamplingConfig) -> bool:
-        """Whether the tonic bias should lean on the tonic triad: while its pitch classes hold less of the
-        music's notes than the style's pieces give them (always without that habit). Leaning on it at
+        """Whether the tonic bias should lean on the tonic triad: while its pitch classes hold no more of
+        the music's notes than the style's pieces give them (always without that habit). Leaning on it at
         every note made every style's drafts plainer than its real pieces (pitch-class entropy 3-10%
         under the held-out pieces' in all seven styles, beyond two standard errors in four); the drafts'
         triad mostly has its share without it (madrigal drafts in A minor: 60% of the notes, Monteverdi's 50%)."""
