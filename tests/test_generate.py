@@ -594,7 +594,7 @@ def test_tempo_id_picks_the_nearest_bin(gen, tok):
         assert abs(value - min(max(bpm, 40), 250)) <= 2.5
 
 
-def test_tonic_bias_leans_on_the_triad_only_while_it_has_less_than_its_share(tok, gen):
+def test_tonic_bias_leans_on_the_triad_only_while_it_has_no_more_than_its_share(tok, gen):
     """The style gives C, E and G half the notes of its pieces in major: after C E G D the triad has 3
     of 4 notes, over its share, so the bias rests; after C D F A it has 1 of 4 and leans again. Without
     the habit (or with tonic_budget off) it always leans."""

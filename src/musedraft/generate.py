@@ -245,17 +245,19 @@ class Generator:
                     in_chord &= pitches <= min(above, default=127)
                 if (allowed[self.pitch_ids] & in_chord).any():
                     allowed[self.pitch_ids] &= in_chord
+            # One budget per pitch class (the style's share of its notes): past it, a note outside the scale
+            # costs key_penalty, one in the scale balance_penalty. The scale's own notes got a budget because
+            # the model leant on the dominant (G in C major 24% of madrigal drafts' notes, Monteverdi's 19%;
+            # E in A minor 25% against 19%): drafts were plainer than the music they learnt from.
+            in_scale = np.isin(pcs, list(SCALES[c.mode]))
+            room = self._chromatic_room(p, c)[pcs] if c.borrowed is not None else None
             if cfg.key_penalty:
-                outside = ~np.isin(pcs, list(SCALES[c.mode]))
-                if cfg.chromatic_budget and c.borrowed is not None:  # never the other mode's third: the mode is a promise
-                    outside &= ~self._chromatic_room(p, c)[pcs] | (pcs == OTHER_THIRD[c.mode])
+                outside = ~in_scale
+                if cfg.chromatic_budget and room is not None:  # never the other mode's third: the mode is a promise
+                    outside &= ~room | (pcs == OTHER_THIRD[c.mode])
                 offsets[self.pitch_ids] -= np.where(outside, cfg.key_penalty, 0.0)
-            if cfg.balance_penalty and c.borrowed is not None:
-                # The scale's own notes get a budget too: the model leant on the dominant (G in C major 24%
-                # of madrigal drafts' notes, Monteverdi's 19%; E in A minor 25% against 19%), so drafts were
-                # plainer than the music they learnt from and music21 heard relative keys more often.
-                over = np.isin(pcs, list(SCALES[c.mode])) & ~self._chromatic_room(p, c)[pcs]
-                offsets[self.pitch_ids] -= np.where(over, cfg.balance_penalty, 0.0)
+            if cfg.balance_penalty and room is not None:
+                offsets[self.pitch_ids] -= np.where(in_scale & ~room, cfg.balance_penalty, 0.0)
             if cfg.tonic_bias and self._tonic_wanted(p, c, cfg):
                 offsets[self.pitch_ids] += np.where(np.isin(pcs, list(TONIC_TRIAD[c.mode])), cfg.tonic_bias, 0.0)
             if cfg.leading_tone_bias and c.mode == "minor":  # G# over G: what tells A minor from C major
