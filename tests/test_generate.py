@@ -518,6 +518,33 @@ def test_rest_budget_lets_the_styles_share_of_silence_through(tok, gen):
     assert sum(silent) > 0 and max(silent) <= 0.25 * 16  # each 16-beat draft rests at most 4 beats
 
 
+def test_rest_budget_lets_a_style_that_rests_rest_one_beat(tok, gen):
+    """Silence comes in whole beats: a share worth less than one beat of the piece (1% of 16 beats)
+    still lets one beat through, or a chorale (0.94%) could never rest in under 27 bars. A style
+    that never rests gets no such beat."""
+    from musedraft.generate import _Progress, _Voice  # noqa: PLC0415
+
+    res = tok.vocab.config.beat_res
+    p = _Progress(bar_start=0, bar_length=4 * res, sounding=[_Voice(0, 60, 0, res, None)], heard_from=0)
+
+    def cost(rests: float) -> np.ndarray:
+        c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], rests=rests)
+        return -gen._gap_offsets(p, c, SamplingConfig(gap_penalty=1.0))[gen.position_ids[: 4 * res]]
+
+    assert cost(0.01)[2 * res] == 0 and cost(0.01)[3 * res] == 2.0  # one beat free (onset on beat 3), two not
+    assert cost(0.0)[2 * res] == 1.0
+
+    def most_silent(rests: float) -> int:
+        c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, rests=rests)
+        cfg = SamplingConfig(gap_penalty=1e4, entry_bias=0.0)
+        return [silent_beats(_notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i)), res)
+                for i in range(40)]
+
+    silent = most_silent(0.01)
+    assert sum(silent) > 0 and max(silent) <= 1
+    assert sum(most_silent(0.0)) == 0
+
+
 def test_gap_offsets_grow_with_the_silence(tok, gen):
     """Nothing for a rest under a beat (under a bar for a single line), then a step and a beat-by-beat rise."""
     from musedraft.generate import _Progress, _Voice  # noqa: PLC0415
