@@ -16,7 +16,7 @@ from pathlib import Path
 from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
 from musedraft.errors import RequestError
-from musedraft.instruments import Instrument, get_instrument, instrument_of_track, lines_of
+from musedraft.instruments import MOST_LINES, Instrument, get_instrument, instrument_of_track, lines_of
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
 __all__ = ["Composer", "Request", "load_model", "compose", "compose_candidates", "continue_midi", "regenerate",
@@ -143,8 +143,8 @@ def _lines(insts: list[Instrument], slots: int, caps: list[int] | None = None) -
     """
     if len(insts) > slots:
         raise RequestError(f"Between 1 and {slots} instruments, not {len(insts)}.")
-    caps = caps or [3] * len(insts)
-    most = 3
+    caps = caps or [MOST_LINES] * len(insts)
+    most = MOST_LINES
     while most > 1 and sum(len(lines_of(i, min(most, c))) for i, c in zip(insts, caps, strict=True)) > slots:
         most -= 1
     per_instrument = [lines_of(i, min(most, c)) for i, c in zip(insts, caps, strict=True)]
@@ -168,9 +168,9 @@ def compose(style: str | None = None, *, scene: str | None = None, key: str | No
         key: e.g. "D major", "F# minor"; the draft is in exactly this key.
         tempo: quarter notes per minute, written as-is into the MIDI.
         time_signature: e.g. "3/4" (every bar has it).
-        instruments: names or GM programs, up to 8; each plays one line, except that a piano, harpsichord,
-            organ or harp plays three (melody, inner voice, bass) in its one track, fewer when the
-            request would need more than 8 lines.
+        instruments: names or GM programs, up to 8; each plays one line, except that a piano, harpsichord
+            or organ plays four (melody, two inner voices, bass) in its one track and a harp three, fewer
+            when the request would need more than 8 lines.
         bars: exact number of bars.
         seed: same seed, same notes.
         loop: write an ending that leads back into the opening (for looping game music) instead of a cadence.
@@ -485,7 +485,7 @@ def _split_lines(track: Track, lines: list[Instrument]) -> list[Track]:
 def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int):
     """A user's score in the model's terms: normalised line tracks, header, stream, and how to map back.
 
-    A keyboard track that plays chords is split into up to three lines (as compose() writes a piano),
+    A keyboard track that plays chords is split into up to four lines (as compose() writes a piano),
     so its continuation plays chords too; the lines become one track again in the result.
     """
     from musedraft.score import tempo_bpm, time_signature  # noqa: PLC0415

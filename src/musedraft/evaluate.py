@@ -3,7 +3,7 @@
 For each style, N drafts and the held-out pieces of that style (the valid and test splits, which
 training never sees) are scored with `musedraft.metrics`; the table compares the means. Each draft
 mirrors one held-out piece: its key, its metre and its parts (the same instruments; a piano's two
-staves are one piano, which compose() writes in three lines),
+staves are one piano, which compose() writes in four lines),
 so a difference in the table is the model's, not a different request's. The harmony checker's
 faults (errors and warnings) per 100 bars are counted too: real pieces, drafts before and after repair.
 
