@@ -90,7 +90,7 @@ def test_only_requested_instruments_play_each_within_its_range(drafts):
     assert names == ["Cello", "Violin 1", "Violin 2"]
 
 
-def test_each_instrument_plays_one_line_and_a_piano_four(drafts):
+def test_each_instrument_plays_one_line_and_a_piano_up_to_four(drafts):
     for _, draft in drafts:
         for track in draft.score.tracks:
             if track.name == "Piano":  # melody, two inner voices and bass in one track

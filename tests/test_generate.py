@@ -262,6 +262,15 @@ def silent_beats(notes: list[tuple[int, int, int, int]], res: int) -> int:
     return sum(not any(n[0] < b + res and n[1] > b for n in notes) for b in range(first, last, res))
 
 
+def silences_under_a_rest_budget(tok: Tokenizer, gen: Generator, rests: float | None, drafts: int) -> list[int]:
+    """Silent beats of each of `drafts` 4-bar, two-line drafts of a random model under an overwhelming
+    gap penalty: whatever silence there is, the rest budget let through."""
+    c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, rests=rests)
+    cfg = SamplingConfig(gap_penalty=1e4, entry_bias=0.0)
+    return [silent_beats(_notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i)), tok.vocab.config.beat_res)
+            for i in range(drafts)]
+
+
 def test_ambitus_penalty_keeps_each_line_inside_its_style_span(tok, gen):
     """With an overwhelming penalty every line's new notes stay within the ambitus; without one the
     random model's lines wander over their whole (17-24 semitone) ranges."""
@@ -505,16 +514,8 @@ def test_rest_budget_lets_the_styles_share_of_silence_through(tok, gen):
     p.heard_from = 4 * res  # the first note a bar later: the piece is 12 beats, 3 of them may rest
     assert cost(p)[0][2 * res] == 0 and cost(p)[0][3 * res] == 2.0
 
-    def silences(rests: float | None) -> list[int]:
-        silent = []
-        for i in range(60):
-            c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, rests=rests)
-            cfg = SamplingConfig(gap_penalty=1e4, entry_bias=0.0)
-            silent.append(silent_beats(_notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i)), res))
-        return silent
-
-    assert sum(silences(None)) == 0
-    silent = silences(0.25)
+    assert sum(silences_under_a_rest_budget(tok, gen, None, 60)) == 0
+    silent = silences_under_a_rest_budget(tok, gen, 0.25, 60)
     assert sum(silent) > 0 and max(silent) <= 0.25 * 16  # each 16-beat draft rests at most 4 beats
 
 
@@ -534,15 +535,9 @@ def test_rest_budget_lets_a_style_that_rests_rest_one_beat(tok, gen):
     assert cost(0.01)[2 * res] == 0 and cost(0.01)[3 * res] == 2.0  # one beat free (onset on beat 3), two not
     assert cost(0.0)[2 * res] == 1.0
 
-    def most_silent(rests: float) -> int:
-        c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, rests=rests)
-        cfg = SamplingConfig(gap_penalty=1e4, entry_bias=0.0)
-        return [silent_beats(_notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i)), res)
-                for i in range(40)]
-
-    silent = most_silent(0.01)
+    silent = silences_under_a_rest_budget(tok, gen, 0.01, 40)
     assert sum(silent) > 0 and max(silent) <= 1
-    assert sum(most_silent(0.0)) == 0
+    assert sum(silences_under_a_rest_budget(tok, gen, 0.0, 40)) == 0
 
 
 def test_gap_offsets_grow_with_the_silence(tok, gen):

@@ -132,11 +132,11 @@ REGISTERS: tuple[tuple[str, int], ...] = (  # (name, lowest median pitch that be
 
 # A keyboard or harp part is written as several lines that become one track: the model writes one note
 # per line at a time (the corpus is mostly part-writing), and a one-line piano is not a piano. A keyboard
-# has four lines, two per hand (top first: the melody, two inner voices, the bass), a harp three. With
-# three lines, drafts of the held-out romantic pieces' requests (four of the five are piano music) had
-# polyphony -17% against the real pieces, where 30% of the notes are struck together with another of the
-# same staff; with four -3% (notes per bar -8.5% -> +7.2%, range +6.2% -> +7.7%; 30 drafts). With one
-# line they had 37-53% too few.
+# has four lines, two per hand (top first: the melody, two inner voices, the bass). With three lines,
+# drafts of the held-out romantic pieces' requests (four of the five are piano music) had polyphony -17%
+# against the real pieces, where 30% of the notes are struck together with another of the same staff;
+# with four -3% (notes per bar -8.7% -> +7.2%, range +6.4% -> +7.7%; 30 drafts). With one line they had
+# 37-53% too few. A harp keeps three: no held-out piece has one to measure a fourth against.
 _LINES = {
     "piano": ((60, 91), (55, 79), (48, 72), (28, 62)),
     "harpsichord": ((60, 89), (55, 77), (48, 70), (29, 62)),
