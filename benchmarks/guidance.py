@@ -24,7 +24,7 @@ from musedraft.presets import scenes
 OLD = dict(temperature=0.9, top_p=0.95, key_penalty=5.0, tonic_bias=0.5, clash_penalty=0.0, parallel_penalty=0.0,
            entry_bias=0.0, gap_penalty=0.0, leading_tone_bias=0.0, ambitus_penalty=0.0,
            long_note_penalty=0.0, chromatic_budget=False, rest_budget=False, entry_rest=0.0, voice_budget=False,
-           length_penalty=0.0, register_penalty=0.0, balance_penalty=0.0, tonic_budget=False)
+           length_penalty=0.0, register_penalty=0.0, balance_penalty=0.0, tonic_budget=False, rest_pull=0.0)
 STEPS = [
     ("session 1: T 0.9, top-p 0.95, key penalty 5, tonic bias 0.5", {}),
     ("+ voice-leading guidance (clash 4.5, parallels 4.5)", dict(clash_penalty=4.5, parallel_penalty=4.5)),
@@ -39,8 +39,9 @@ STEPS = [
     ("+ entry bias only while the lines have played less than the style's", dict(voice_budget=True)),
     ("+ length budget per metre (style habits)", dict(length_penalty=1.0)),
     ("+ register pull 0.3", dict(register_penalty=0.3)),
-    ("+ pitch-class balance 0.5, tonic bias only within the triad's share (the defaults)",
+    ("+ pitch-class balance 0.5, tonic bias only within the triad's share",
      dict(balance_penalty=0.5, tonic_budget=True)),
+    ("+ rest pull 1.5 while the piece owes its style silence (the defaults)", dict(rest_pull=1.5)),
 ]
 METRICS = ("pitch_class_entropy", "groove_consistency", "polyphony", "notes_per_bar", "pitch_range")
 

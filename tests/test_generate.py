@@ -262,11 +262,12 @@ def silent_beats(notes: list[tuple[int, int, int, int]], res: int) -> int:
     return sum(not any(n[0] < b + res and n[1] > b for n in notes) for b in range(first, last, res))
 
 
-def silences_under_a_rest_budget(tok: Tokenizer, gen: Generator, rests: float | None, drafts: int) -> list[int]:
+def silences_under_a_rest_budget(tok: Tokenizer, gen: Generator, rests: float | None, drafts: int,
+                                 pull: float = 0.0) -> list[int]:
     """Silent beats of each of `drafts` 4-bar, two-line drafts of a random model under an overwhelming
-    gap penalty: whatever silence there is, the rest budget let through."""
+    gap penalty: whatever silence there is, the rest budget let through (the rest pull asking for it)."""
     c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], cadence=False, rests=rests)
-    cfg = SamplingConfig(gap_penalty=1e4, entry_bias=0.0)
+    cfg = SamplingConfig(gap_penalty=1e4, entry_bias=0.0, rest_pull=pull)
     return [silent_beats(_notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i)), tok.vocab.config.beat_res)
             for i in range(drafts)]
 
@@ -504,7 +505,7 @@ def test_rest_budget_lets_the_styles_share_of_silence_through(tok, gen):
                   heard_from=0, silence=3 * res)  # three beats silent so far, a note on beat 1 of bar 3
 
     def cost(p):
-        offsets = -gen._gap_offsets(p, c, SamplingConfig(gap_penalty=1.0))
+        offsets = -gen._gap_offsets(p, c, SamplingConfig(gap_penalty=1.0, rest_pull=0.0))  # the budget alone
         return offsets[gen.position_ids[: 4 * res]], offsets[gen.bar]
 
     # a rest of g beats is free while 3 + g <= 4: one beat (onset on beat 3), not two (beat 4)
@@ -530,7 +531,7 @@ def test_rest_budget_lets_a_style_that_rests_rest_one_beat(tok, gen):
 
     def cost(rests: float) -> np.ndarray:
         c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], rests=rests)
-        return -gen._gap_offsets(p, c, SamplingConfig(gap_penalty=1.0))[gen.position_ids[: 4 * res]]
+        return -gen._gap_offsets(p, c, SamplingConfig(gap_penalty=1.0, rest_pull=0.0))[gen.position_ids[: 4 * res]]
 
     assert cost(0.01)[2 * res] == 0 and cost(0.01)[3 * res] == 2.0  # one beat free (onset on beat 3), two not
     assert cost(0.0)[2 * res] == 1.0
@@ -538,6 +539,38 @@ def test_rest_budget_lets_a_style_that_rests_rest_one_beat(tok, gen):
     silent = silences_under_a_rest_budget(tok, gen, 0.01, 40)
     assert sum(silent) > 0 and max(silent) <= 1
     assert sum(silences_under_a_rest_budget(tok, gen, 0.0, 40)) == 0
+
+
+def test_rest_pull_asks_for_the_silence_the_piece_still_owes_its_style(tok, gen):
+    """A rest of a beat or more gets rest_pull times the beats of the style's share the piece still
+    owes, at most one: in full with a beat or more owed, half with half a beat, nothing once it is
+    spent or in the closing bar. A random model under it rests more, and still within the budget."""
+    from musedraft.generate import _Progress, _Voice  # noqa: PLC0415
+
+    res = tok.vocab.config.beat_res
+    c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES[:2], rests=0.25)  # 16 beats owe 4 silent
+    p = _Progress(bar_start=8 * res, bar_length=4 * res, sounding=[_Voice(0, 60, 8 * res, 9 * res, None)],
+                  heard_from=0, silence=2 * res)  # two beats silent so far, a note on beat 1 of bar 3
+    p.grammar.bars = 3
+
+    def pull(p) -> tuple[np.ndarray, float]:
+        offsets = gen._gap_offsets(p, c, SamplingConfig(gap_penalty=0.0, rest_pull=2.0))
+        return offsets[gen.position_ids[: 4 * res]], float(offsets[gen.bar])
+
+    positions, bar = pull(p)
+    assert (positions[: 2 * res] == 0).all()  # onsets before beat 3 leave less than a beat silent
+    assert positions[2 * res] == 2.0 and positions[3 * res] == 2.0 and bar == 2.0
+    p.silence = 7 * res // 2  # half a beat owed
+    assert pull(p)[0][2 * res] == 1.0 and pull(p)[1] == 1.0
+    p.silence = 4 * res  # the share is spent
+    assert not pull(p)[0].any() and pull(p)[1] == 0
+    p.silence, p.grammar.bars = 0, 4  # the closing bar
+    assert not pull(p)[0].any() and pull(p)[1] == 0
+
+    spared = silences_under_a_rest_budget(tok, gen, 0.25, 60)
+    asked = silences_under_a_rest_budget(tok, gen, 0.25, 60, pull=3.0)
+    assert sum(asked) > sum(spared) and max(asked) <= 0.25 * 16
+    assert sum(silences_under_a_rest_budget(tok, gen, None, 60, pull=3.0)) == 0  # no habit, no pull
 
 
 def test_gap_offsets_grow_with_the_silence(tok, gen):
