@@ -167,7 +167,8 @@ def _notes_of(tok: Tokenizer, new: list[int]) -> list[tuple[int, int, int, int]]
 
 def test_voice_leading_guidance_keeps_voices_consonant_and_out_of_parallels(tok, gen):
     """With overwhelming penalties, a random model writes no parallel fifths or octaves between voices
-    that strike together, and a clash (second, seventh, tritone) with a voice already sounding only
+    that strike together (from each line's previous note, across a rest too, where those two sounded
+    together: what the harmony checker hears), and a clash (second, seventh, tritone) with a voice already sounding only
     where every pitch would clash (a random model also stacks notes inside one slot, which can leave
     no consonant pitch); without them the same model writes plenty of both."""
     rng = np.random.default_rng(5)
@@ -181,14 +182,16 @@ def test_voice_leading_guidance_keeps_voices_consonant_and_out_of_parallels(tok,
                 for b in notes:
                     if a[2] < b[2] and a[0] < b[1] and b[0] < a[1]:
                         clashes += abs(a[3] - b[3]) % 12 in (1, 2, 6, 10, 11)
-            before = {}  # note → the note its voice sounded just before (no rest between)
+            before = {}  # note → the note its voice struck before it, rest or no rest
             for slot in range(len(RANGES)):
                 line = [n for n in notes if n[2] == slot]
-                before.update({n: m for m, n in zip(line, line[1:], strict=False) if m[1] >= n[0]})
+                before.update(dict(zip(line[1:], line, strict=False)))
             for a in notes:
                 for b in notes:
                     if a[2] < b[2] and a[0] == b[0] and a in before and b in before:
                         a1, b1 = before[a], before[b]
+                        if max(a1[0], b1[0]) >= min(a1[1], b1[1]):
+                            continue  # the two previous notes never sounded together: no interval moved
                         moved = a1[3] != a[3] and b1[3] != b[3]
                         was, now = abs(a1[3] - b1[3]) % 12, abs(a[3] - b[3]) % 12
                         parallels += moved and was == now and now in (0, 7)
@@ -347,7 +350,8 @@ def test_guidance_hears_the_primer_at_the_seam(tok, gen):
     held = context.sounding
     assert [(h.slot, h.pitch, h.start, h.end) for h in held] == [(0, 72, -4 * res, 0), (1, 60, -4 * res, 0)]
     assert list(np.flatnonzero(context.pitch_classes)) == [0]
-    p = _Progress(compass=context.compass, sounding=list(held))
+    assert [(k, h.pitch) for k, h in sorted(context.last.items())] == [(0, 72), (1, 60)]
+    p = _Progress(compass=context.compass, sounding=list(held), last=dict(context.last))
     for tid in (tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_74"], v["Duration_1.0.8"],
                 v["Program_1"]):
         gen._advance(p, tid)

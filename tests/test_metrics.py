@@ -258,7 +258,7 @@ def test_evaluation_table_reports_differences_and_the_target():
     assert doc.startswith("# Evaluation") and "**1 of 2** style × metric comparisons" in doc
     sparse = _result("madrigal", (4.0, 0.0), (3.0, 0.0))  # polyphony 25% under the held-out pieces...
     sparse["metrics"]["polyphony"]["train"] = 3.2  # ... but within 10% of the training pieces
-    assert ("; 0 of the 1 misses are smaller than two standard errors, and 1 lie within 10% of the training "
+    assert ("; 0 of the 1 misses are smaller than two standard errors, and 1 lies within 10% of the training "
             "pieces' mean.") in evaluation_markdown([sparse])
 
 

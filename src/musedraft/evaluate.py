@@ -262,7 +262,8 @@ def _misses(results: list[dict[str, Any]]) -> str:
     near_train = [m for m in misses if m.get("train") is not None
                   and abs(relative_difference(m["generated"], m["train"])) <= TARGET]
     return (f"; {len(noisy)} of the {len(misses)} misses are smaller than two standard errors, and "
-            f"{len(near_train)} lie within {100 * TARGET:.0f}% of the training pieces' mean")
+            f"{len(near_train)} {'lies' if len(near_train) == 1 else 'lie'} within {100 * TARGET:.0f}% of the "
+            "training pieces' mean")
 
 
 def _real_against_real(results: list[dict[str, Any]]) -> str:

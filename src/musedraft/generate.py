@@ -10,7 +10,7 @@ biases → temperature → top-k → top-p → one draw from a seeded torch.Gene
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -97,20 +97,19 @@ _CLASHES = np.array([d in (1, 2, 6, 10, 11) for d in range(12)])  # seconds, tri
 
 @dataclass(frozen=True)
 class _Voice:
-    """A note still sounding, in grid positions from the start of the new music."""
+    """A note, in grid positions from the start of the new music."""
 
     slot: int
     pitch: int
     start: int
     end: int
-    before: int | None  # the pitch the voice moved from (None after a rest): what parallels are made of
+    previous: _Voice | None  # the slot's note before this one (its own previous dropped): what parallels are made of
 
 
-def _last_pitch(sounding: list[_Voice], slot: int, now: int) -> int | None:
-    """The pitch a slot's line comes from at `now`: its latest note struck before now that lasts
-    until now (None after a rest)."""
-    earlier = [v for v in sounding if v.slot == slot and v.start < now <= v.end]
-    return earlier[-1].pitch if earlier else None
+def _together(a: _Voice, b: _Voice) -> bool:
+    """Whether two notes sound together at the later of their onsets: the harmony checker then hears
+    the interval between them move to whatever the two lines strike next, across a rest too."""
+    return max(a.start, b.start) < min(a.end, b.end)
 
 
 @dataclass
@@ -124,6 +123,7 @@ class _Progress:
     bar_length: int = 0  # grid positions in the current bar
     pitch: int = -1  # the pitch just chosen, waiting for its duration
     sounding: list[_Voice] = field(default_factory=list)  # notes that have not ended yet (a primer's too), oldest first
+    last: dict[int, _Voice] = field(default_factory=dict)  # slot -> its latest note, ended or not (a primer's too)
     compass: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (lowest, highest) pitch, primer included
     pitch_sum: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (sum of its pitches, notes), primer included
     pitch_classes: np.ndarray = field(default_factory=lambda: np.zeros(12, dtype=np.int64))  # notes so far per class, primer included
@@ -389,11 +389,15 @@ class Generator:
         """Penalties for each candidate pitch of the slot being written, against the other voices
         sounding now: a second, seventh or tritone (full on strong beats, half elsewhere: passing
         notes are fine off the beat), and parallel fifths or octaves with a voice that moved too.
+        Parallels are heard as the harmony checker hears them: from the two lines' previous notes where
+        those sounded together, across a rest as well. Counting only lines that moved without a rest
+        missed most of what the checker then found (30 drafts mirroring held-out chorales: 41 of its 68
+        parallels had a rest before them in one of the two voices; classical, 29 of 44).
         Soft: the model may still insist, and the harmony check after generation has the last word."""
         s, now = p.grammar, p.now
         numerator = int(s.time_signature.split("/")[0]) if s.time_signature else 4
         strong = s.position == 0 or (numerator % 2 == 0 and numerator >= 4 and 2 * s.position == s.bar_positions)
-        before = _last_pitch(p.sounding, s.slot, now)
+        mine = p.last.get(s.slot)
         penalty = np.zeros(len(pitches), dtype=np.float32)
         for v in p.sounding:
             if v.slot == s.slot or not v.start <= now < v.end:
@@ -401,10 +405,11 @@ class Generator:
             if cfg.clash_penalty:
                 penalty += np.where(_CLASHES[np.abs(pitches - v.pitch) % 12],
                                     cfg.clash_penalty * (1.0 if strong else 0.5), 0.0)
-            if cfg.parallel_penalty and before is not None and v.start == now and v.before is not None:
-                was = abs(before - v.before) % 12
-                if was in (0, 7) and v.pitch != v.before:
-                    moved = pitches != before
+            theirs = v.previous
+            if cfg.parallel_penalty and mine is not None and v.start == now and theirs is not None and _together(mine, theirs):
+                was = abs(mine.pitch - theirs.pitch) % 12
+                if was in (0, 7) and v.pitch != theirs.pitch:
+                    moved = pitches != mine.pitch
                     penalty += np.where(moved & (np.abs(pitches - v.pitch) % 12 == was), cfg.parallel_penalty, 0.0)
         return penalty
 
@@ -434,7 +439,8 @@ class Generator:
             if silent_from is not None and now - silent_from >= self.res:
                 p.silence += now - silent_from
             length = max(1, int(round(self.duration_of[tid] * self.res)))
-            note = _Voice(slot, p.pitch, now, now + length, _last_pitch(p.sounding, slot, now))
+            note = _Voice(slot, p.pitch, now, now + length, p.last.get(slot))
+            p.last[slot] = replace(note, previous=None)  # one note per slot, not a chain back to the first
             p.sounding = [v for v in p.sounding if v.end >= now] + [note]
             p.played += max(0, note.end - max(now, p.ended.get(slot, now)))  # a line's overlapping notes once
             p.ended[slot] = note.end
@@ -449,8 +455,8 @@ class Generator:
         """What the music in view hands the new bars: each slot's lowest and highest pitch (a continued
         line keeps its primer's register); how many of its notes fall on each pitch class and how long it
         has been silent (the chromatic and rest budgets); where each slot's last note ends and how long the
-        lines have played (the entry bias); and that note itself where it reaches the bar line the new
-        music starts on (the first new onset is checked against it for clashes, parallels and silence).
+        lines have played (the entry bias); that note itself (the first new notes move from it, for the
+        parallels), and where it reaches the bar line the new music starts on, for clashes and silence too.
         Positions count from that bar line. The music is replayed through `_advance`, the same
         bookkeeping the new notes get, from its first bar line."""
         p = _Progress()
@@ -459,7 +465,8 @@ class Generator:
         seam = p.bar_start + p.bar_length
         last = {v.slot: v for v in p.sounding}  # oldest first, so each slot's latest note wins
         held = [_Voice(k, v.pitch, v.start - seam, v.end - seam, None) for k, v in sorted(last.items()) if v.end >= seam]
-        return _Progress(compass=p.compass, pitch_sum=p.pitch_sum, sounding=held, pitch_classes=p.pitch_classes,
+        latest = {k: _Voice(k, v.pitch, v.start - seam, v.end - seam, None) for k, v in p.last.items()}
+        return _Progress(compass=p.compass, pitch_sum=p.pitch_sum, sounding=held, last=latest, pitch_classes=p.pitch_classes,
                          lengths=p.lengths, silence=p.silence, played=p.played,
                          heard_from=None if p.heard_from is None else p.heard_from - seam,
                          ended={k: end - seam for k, end in p.ended.items()})
