@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from symusic import Tempo, TimeSignature
 from tests.conftest import make_score
 
 from musedraft.draft import Draft
-from musedraft.errors import InvalidMidiError, OutputExistsError, RenderError
+from musedraft.errors import InvalidMidiError, OutputExistsError, OutputPathError, RenderError, RequestError
 from musedraft.export import midi_bytes, write_midi
 from musedraft.files import atomic_path
 from musedraft.score import MidiLimits, load_midi
@@ -134,9 +135,10 @@ def test_bad_midi_raises_invalid_midi_error_quickly_and_in_bounded_memory(tmp_pa
 
 
 def test_missing_file_and_directory_are_invalid_midi(tmp_path):
-    for path in (tmp_path / "nope.mid", tmp_path):
-        with pytest.raises(InvalidMidiError, match="no such file"):
-            load_midi(path)
+    with pytest.raises(InvalidMidiError, match="no such file"):
+        load_midi(tmp_path / "nope.mid")
+    with pytest.raises(InvalidMidiError, match="is a folder"):
+        load_midi(tmp_path)
 
 
 def test_track_chunks_beyond_the_declared_count_are_ignored():
@@ -247,18 +249,129 @@ def test_a_failed_render_leaves_the_midi_intact(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left behind
 
 
+def test_a_failure_after_the_midi_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    """Each file is staged and all are renamed into place together: a MIDI without its MusicXML would
+    be a half-written output, and would make the next run refuse without --force."""
+    import musedraft.notation  # noqa: PLC0415
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the MusicXML export failed")
+
+    monkeypatch.setattr(musedraft.notation, "write_musicxml", broken)
+    with pytest.raises(RuntimeError, match="MusicXML"):
+        _draft().save(tmp_path / "new", audio=False)
+    assert list((tmp_path / "new").iterdir()) == []
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "draft.mid").write_bytes(b"the earlier draft")
+    with pytest.raises(RuntimeError, match="MusicXML"):
+        _draft().save(tmp_path / "old", audio=False, force=True)
+    assert [p.name for p in (tmp_path / "old").iterdir()] == ["draft.mid"]
+    assert (tmp_path / "old" / "draft.mid").read_bytes() == b"the earlier draft"
+
+
+def test_force_without_audio_removes_an_earlier_drafts_audio(tmp_path):
+    for name in ("draft.wav", "draft.ogg"):
+        (tmp_path / name).write_bytes(b"another draft's audio")
+    paths = _draft().save(tmp_path, audio=False, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())
+    assert "wav" not in json.loads(paths["json"].read_text())["files"]
+
+
+def test_outputs_where_no_file_can_go_are_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "a_file.mid").write_bytes(b"not a folder")
+    for target in (tmp_path, tmp_path / "a_file.mid" / "inside.mid"):
+        with pytest.raises(OutputPathError):
+            write_midi(make_score([(60, 0, 1)]), target, force=True)
+    with pytest.raises(OutputPathError, match="a_file.mid is a file"):
+        _draft().save(tmp_path / "a_file.mid", audio=False)
+    song = tmp_path / "song.mid"
+    write_midi(make_score([(60, 0, 1)], [(48, 0, 1)]), song)
+    assert _run_cli(["repair", str(song), "-o", str(tmp_path), "--force"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a folder" in err and "Traceback" not in err
+
+
+def test_the_cli_refuses_an_existing_draft_before_composing(tmp_path, capsys, monkeypatch):
+    import musedraft  # noqa: PLC0415
+
+    def composing(*args, **kwargs):
+        raise AssertionError("composed before checking the output folder")
+
+    monkeypatch.setattr(musedraft, "compose_candidates", composing)
+    (tmp_path / "draft.mid").write_bytes(b"mine")
+    assert _run_cli(["compose", "--style", "chorale", "--bars", "2", "--out", str(tmp_path), "--no-audio"]) == 1
+    (tmp_path / "seed-4").mkdir()
+    (tmp_path / "seed-4" / "draft.json").write_text("{}")
+    assert _run_cli(["compose", "--candidates", "2", "--seed", "3", "--out", str(tmp_path), "--no-audio"]) == 1
+    err = capsys.readouterr().err
+    assert "draft.mid already exists" in err and "seed-4/draft.json already exists" in err
+    assert (tmp_path / "draft.mid").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize(("field", "value", "phrase"), [
+    ("time_signature", "300/4", "no meaning"), ("time_signature", "-3/4", "no meaning"),
+    ("time_signature", 34, "look like"), ("seed", 2**70, "seed must be"), ("seed", -1, "seed must be"),
+    ("bars", 2.5, "bars must be"), ("tempo", "fast", "Tempo must be"), ("top_p", 0, "top_p must be"),
+    ("temperature", 0, "temperature must be"), ("temperature", -1.0, "temperature must be")])
+def test_impossible_requests_are_request_errors(tiny_composer, field, value, phrase):
+    from musedraft.composer import compose  # noqa: PLC0415
+
+    with pytest.raises(RequestError, match=phrase):
+        compose("chorale", model=tiny_composer, **{"bars": 2, field: value})
+
+
+def test_numpy_whole_numbers_are_whole_numbers(tiny_composer):
+    from musedraft.composer import compose  # noqa: PLC0415
+
+    draft = compose("chorale", bars=np.int64(2), seed=np.int32(5), model=tiny_composer)
+    assert draft.request["bars"] == 2 and draft.seed == 5 and type(draft.seed) is int
+
+
+def test_a_primer_that_changes_metre_is_refused_and_its_tempo_changes_are_kept(tiny_composer):
+    from musedraft.composer import continue_midi  # noqa: PLC0415
+
+    primer = make_score([(60 + i % 5, i, 1) for i in range(16)], [(48, 4 * b, 4) for b in range(4)], tempo=100.0)
+    primer.tempos.append(Tempo(8 * 480, 60.0))  # a ritardando in bar 3
+    draft = continue_midi(primer, bars=2, model=tiny_composer)
+    assert [(t.time, round(t.qpm)) for t in draft.score.tempos] == [(0, 100), (8 * 480, 60)]
+    primer.time_signatures.append(TimeSignature(16 * 480, 3, 4))
+    with pytest.raises(RequestError, match="4/4 to 3/4 at bar 5"):
+        continue_midi(primer, bars=2, model=tiny_composer)
+
+
+def test_a_track_named_only_with_spaces_gets_a_name(tmp_path, tiny_composer):
+    from musedraft.composer import continue_midi  # noqa: PLC0415
+
+    primer = make_score([(60 + i % 5, i, 1) for i in range(8)], names=["   "])
+    paths = continue_midi(primer, bars=1, model=tiny_composer).save(tmp_path, audio=False)
+    assert load_midi(paths["midi"]).tracks[0].name == "Track 1"
+    assert "<part-name>Track 1</part-name>" in paths["musicxml"].read_text()
+
+
+@pytest.mark.parametrize(("key", "sharps"), [("Gb major", -6), ("F# major", 6), ("C# major", 7), ("Cb major", -7),
+                                             ("Eb minor", -6), ("D# minor", 6)])
+def test_keys_keep_their_spelling_through_the_midi_file(tmp_path, tiny_composer, key, sharps):
+    from musedraft.composer import compose, estimate_key  # noqa: PLC0415
+
+    draft = compose("chorale", key=key, bars=2, seed=1, model=tiny_composer)
+    assert int(draft.score.key_signatures[0].key) == sharps
+    midi = draft.save(tmp_path, audio=False)["midi"]
+    assert int(load_midi(midi).key_signatures[0].key) == sharps and estimate_key(load_midi(midi)) == key
+
+
 # --- reproducibility and memory --------------------------------------------------------------
 
 def test_seed_reproducibility_gives_byte_identical_midi(tmp_path, tiny_composer):
     from musedraft.composer import compose  # noqa: PLC0415
 
-    def midi(seed: int, folder: str) -> bytes:
+    def files(seed: int, folder: str) -> dict[str, bytes]:
         draft = compose("chorale", bars=4, seed=seed, repair=True, model=tiny_composer)
-        return draft.save(tmp_path / folder, audio=False)["midi"].read_bytes()
+        paths = draft.save(tmp_path / folder, audio=False)
+        return {kind: paths[kind].read_bytes() for kind in ("midi", "musicxml", "png")}
 
-    first, again, other = midi(11, "a"), midi(11, "b"), midi(12, "c")
-    assert first == again
-    assert first != other  # the seed matters, so the equality above means something
+    first, again, other = files(11, "a"), files(11, "b"), files(12, "c")
+    assert first == again  # MusicXML too: music21 would give its parts random ids
+    assert first["midi"] != other["midi"]  # the seed matters, so the equality above means something
 
 
 def _rss_mb() -> float:

@@ -163,15 +163,27 @@ def _save(draft, args) -> None:
         print(f"{kind:9s} {path}")
 
 
+def _check_out(args, folders: list[Path]) -> None:
+    """Refuse an output folder before composing into it, not after."""
+    from musedraft.draft import output_paths  # noqa: PLC0415
+    from musedraft.files import check_writable  # noqa: PLC0415
+
+    for folder in folders:
+        for path in output_paths(folder, audio=not args.no_audio).values():
+            check_writable(path, args.force)
+
+
 def _cmd_compose(args) -> None:
     import musedraft  # noqa: PLC0415
 
+    out = Path(args.out)
+    n = args.candidates if isinstance(args.candidates, int) and args.candidates > 1 else 1
+    _check_out(args, [out] if n == 1 else [out / f"seed-{args.seed + k}" for k in range(n)])
     drafts = musedraft.compose_candidates(args.candidates, args.style, scene=args.scene, key=args.key,
                                           tempo=args.tempo, time_signature=args.time_signature,
                                           instruments=args.instruments, bars=args.bars, seed=args.seed,
                                           loop=args.loop, repair=not args.no_repair,
                                           temperature=args.temperature, model=args.model)
-    out = Path(args.out)
     for draft in drafts:
         args.out = out if len(drafts) == 1 else out / f"seed-{draft.seed}"
         _save(draft, args)
@@ -180,6 +192,7 @@ def _cmd_compose(args) -> None:
 def _cmd_continue(args) -> None:
     import musedraft  # noqa: PLC0415
 
+    _check_out(args, [Path(args.out)])
     _save(musedraft.continue_midi(args.primer, bars=args.bars, style=args.style, seed=args.seed,
                                   repair=not args.no_repair, temperature=args.temperature, model=args.model), args)
 
@@ -187,6 +200,7 @@ def _cmd_continue(args) -> None:
 def _cmd_regenerate(args) -> None:
     import musedraft  # noqa: PLC0415
 
+    _check_out(args, [Path(args.out)])
     _save(musedraft.regenerate(args.midi, bars=args.bars, style=args.style, seed=args.seed,
                                repair=not args.no_repair, temperature=args.temperature, model=args.model), args)
 

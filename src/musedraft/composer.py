@@ -6,18 +6,24 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
 from musedraft.errors import RequestError
+from musedraft.export import key_name, key_signature
 from musedraft.instruments import MOST_LINES, Instrument, get_instrument, instrument_of_track, lines_of
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
+
+if TYPE_CHECKING:
+    from musedraft.draft import Draft
 
 __all__ = ["Composer", "Request", "load_model", "compose", "compose_candidates", "continue_midi", "regenerate",
            "estimate_key", "DEFAULT_MODEL"]
@@ -35,6 +41,7 @@ _STYLE_DEFAULTS = {  # instruments, tempo
     "folk": (["fiddle"], 112),
 }
 _CLOSING_BARS = 2  # bars a loop's ending writes with the opening as right-hand context
+MAX_SEED = 2**32 - 1  # a draft's sampling seed is seed * 7919 + a small offset: this keeps it inside 64 bits
 # The tempo token the model is conditioned on. 92% of corpus pieces carry no metronome mark, so
 # MidiTok wrote Tempo_120 for them and the model barely knows other tempo tokens (a slow one made it
 # write near-empty bars). The requested tempo is written exactly into the MIDI instead.
@@ -121,17 +128,23 @@ def _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, 
     key = key or ("C major" if mode == "major" else "A minor")
     parse_key(key)
     if tempo is None:
-        tempo = (sum(preset.tempo) / 2) if preset else _STYLE_DEFAULTS[style][1]
-    if not 20 <= float(tempo) <= 300:
-        raise RequestError(f"Tempo {tempo} BPM is outside 20-300.")
+        tempo = preset.default_tempo if preset else _STYLE_DEFAULTS[style][1]
+    if not isinstance(tempo, numbers.Real) or isinstance(tempo, bool) or not 20 <= float(tempo) <= 300:
+        raise RequestError(f"Tempo must be a number of quarter notes per minute from 20 to 300, not {tempo!r}.")
     time_signature = time_signature or (preset.time_signature if preset else "4/4")
     instruments = list(instruments or (preset.instruments if preset else _STYLE_DEFAULTS[style][0]))
-    if not isinstance(bars, int) or not 1 <= bars <= 512:
-        raise RequestError(f"bars must be a whole number from 1 to 512, not {bars!r}.")
+    bars, seed = _whole("bars", bars, 1, 512), _whole("seed", seed, 0, MAX_SEED)
     if loop and bars < _CLOSING_BARS + 2:
         raise RequestError(f"A loop needs at least {_CLOSING_BARS + 2} bars.")
-    return Request(style, key, float(tempo), time_signature, instruments, bars, int(seed), bool(loop),
+    return Request(style, key, float(tempo), time_signature, instruments, bars, seed, bool(loop),
                    scene, preset.density if preset else 0.6)
+
+
+def _whole(name: str, value, low: int, high: int) -> int:
+    """`value` as an int if it is a whole number in low..high (numpy's too), else a RequestError."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value <= high:
+        return int(value)
+    raise RequestError(f"{name} must be a whole number from {low} to {high}, not {value!r}.")
 
 
 def _lines(insts: list[Instrument], slots: int, caps: list[int] | None = None) -> tuple[list[list[Instrument]], list[int]]:
@@ -159,7 +172,7 @@ def _slot_order(insts: list[Instrument]) -> list[int]:
 def compose(style: str | None = None, *, scene: str | None = None, key: str | None = None,
             tempo: float | None = None, time_signature: str | None = None,
             instruments: list[str | int] | None = None, bars: int = 16, seed: int = 0, loop: bool = False,
-            repair: bool = True, temperature: float | None = None, top_p: float | None = None, model: Composer | str | None = None):
+            repair: bool = True, temperature: float | None = None, top_p: float | None = None, model: Composer | str | os.PathLike | None = None) -> Draft:
     """Compose a new multi-track draft.
 
     Args:
@@ -189,7 +202,7 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
                        tempo: float | None = None, time_signature: str | None = None,
                        instruments: list[str | int] | None = None, bars: int = 16, seed: int = 0,
                        loop: bool = False, repair: bool = True, temperature: float | None = None, top_p: float | None = None,
-                       model: Composer | str | None = None) -> list:
+                       model: Composer | str | os.PathLike | None = None) -> list[Draft]:
     """`n` drafts of one request, with seeds `seed .. seed+n-1`, generated together as one batch.
 
     Draft k is note for note the draft `compose(..., seed=seed+k)` would give; the batch shares one
@@ -245,14 +258,19 @@ def _sampling(temperature: float | None, top_p: float | None, density: float):
     from musedraft.generate import SamplingConfig  # noqa: PLC0415
 
     given = {k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}
+    for name, value in given.items():
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 < value <= (1 if name == "top_p" else 10):
+            raise RequestError(f"{name} must be a number above 0 and at most {1 if name == 'top_p' else 10}, not {value!r}.")
     return SamplingConfig(offbeat_penalty=max(0.0, (0.6 - density) * 4), **given)
 
 
 def _ts_score(ts: str) -> Score:
     try:
         num, den = (int(x) for x in ts.split("/"))
-    except ValueError:
+    except (ValueError, AttributeError):
         raise RequestError(f"Time signature must look like '3/4', not {ts!r}.") from None
+    if not 1 <= num <= 32 or den not in (1, 2, 4, 8, 16, 32):
+        raise RequestError(f"Time signature {ts} has no meaning: beats from 1 to 32, a beat of 1, 2, 4, 8, 16 or 32.")
     s = Score(TPQ)
     s.time_signatures.append(TimeSignature(0, num, den))
     return s
@@ -299,19 +317,21 @@ def _fim_block(composer, prefix: list[int], suffix: list[int]) -> list[int]:
     return [v["FIM_PRE"], *prefix, v["FIM_SUF"], *suffix, v["FIM_MID"]]
 
 
-def _to_score(composer, ids, semitones, track_of_slot, names, programs, req: Request) -> Score:
+def _to_score(composer, ids, semitones, track_of_slot, names, programs, req: Request, tempos=None) -> Score:
     """Decoded slots → named tracks in request order, in the requested key, tempo and metre.
 
     `track_of_slot[k]` is the track slot k's line goes into: a piano's lines become one track.
+    `tempos`, a primer's tempo map, replaces the request's one tempo: its ritardandos stay where they
+    were, and new bars go on at its last tempo.
     """
     decoded = composer.tokenizer.decode(ids).resample(TPQ)
     by_slot = {t.program: t for t in decoded.tracks}
     score = Score(TPQ)
     num, den = (int(x) for x in req.time_signature.split("/"))
     score.time_signatures.append(TimeSignature(0, num, den))
-    score.tempos.append(Tempo(0, req.tempo))
-    tonic, mode = parse_key(req.key)
-    score.key_signatures.append(KeySignature(0, _sharps(tonic, mode), 0 if mode == "major" else 1))
+    score.tempos.extend(tempos or [Tempo(0, req.tempo)])
+    sharps, mode = key_signature(req.key)  # by its spelling: Gb major has six flats, F# major six sharps
+    score.key_signatures.append(KeySignature(0, sharps, 0 if mode == "major" else 1))
     tracks = [Track(name=name, program=program, is_drum=False) for name, program in zip(names, programs, strict=True)]
     end = req.bars * TPQ * 4 * num // den
     for slot, idx in enumerate(track_of_slot):
@@ -355,12 +375,6 @@ def _merge_unisons(track: Track) -> None:
     track.notes.clear()
     track.notes.extend(keep)
     track.notes.sort()
-
-
-def _sharps(tonic_pc: int, mode: str) -> int:
-    """Key-signature accidentals (-7..7) of a key, preferring the common spelling (Bb over A#)."""
-    major_pc = tonic_pc if mode == "major" else (tonic_pc + 3) % 12
-    return {0: 0, 7: 1, 2: 2, 9: 3, 4: 4, 11: 5, 6: 6, 1: -5, 8: -4, 3: -3, 10: -2, 5: -1}[major_pc]
 
 
 def _track_names(insts: list[Instrument]) -> list[str]:
@@ -428,9 +442,7 @@ def estimate_key(score: Score) -> str:
     analysis (music21) of its duration-weighted pitch classes."""
     if len(score.key_signatures):
         ks = score.key_signatures[0]
-        names = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-        major_pc = (ks.key * 7) % 12
-        return f"{names[major_pc]} major" if ks.tonality == 0 else f"{names[(major_pc + 9) % 12]} minor"
+        return key_name(int(ks.key), "minor" if int(ks.tonality) == 1 else "major")
     from musedraft.harmony.keys import key_of_score  # noqa: PLC0415
 
     return key_of_score(score)
@@ -491,10 +503,17 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     from musedraft.score import tempo_bpm, time_signature  # noqa: PLC0415
 
     score, request = _primer_parts(source)
+    metres = [(int(ts.numerator), int(ts.denominator), int(ts.time)) for ts in score.time_signatures]
+    changes = [m for m, previous in zip(metres[1:], metres, strict=False) if m[:2] != previous[:2]]
+    if changes:
+        num, den, tick = changes[0]
+        bar = 1 + tick // max(1, score.ticks_per_quarter * 4 * metres[0][0] // metres[0][1])
+        raise RequestError(f"The music changes metre ({metres[0][0]}/{metres[0][1]} to {num}/{den} at bar {bar}); "
+                           "musedraft writes one metre a piece: cut the file at the change and give either part.")
     tok = composer.tokenizer
     score = score.resample(TPQ)
     pitched = [t for t in score.tracks if not t.is_drum and len(t.notes)][: tok.vocab.config.max_tracks]
-    names = [t.name or f"Track {i + 1}" for i, t in enumerate(pitched)]
+    names = [t.name.strip() or f"Track {i + 1}" for i, t in enumerate(pitched)]
     programs = [int(t.program) for t in pitched]
     insts = [instrument_of_track(name, program) for name, program in zip(names, programs, strict=True)]
     per_instrument, _ = _lines(insts, tok.vocab.config.max_tracks, [_most_at_once(t) for t in pitched])
@@ -520,11 +539,11 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
         ranges.append((min(inst.low + shift, min(pitches)), max(inst.high + shift, max(pitches))))
     num, den = time_signature(score)
     req = Request(style, key, round(tempo_bpm(score), 2), f"{num}/{den}", names, bars, int(seed), False)
-    return header, stream, shift, names, programs, ranges, mode, req, track_of_slot
+    return header, stream, shift, names, programs, ranges, mode, req, track_of_slot, list(score.tempos)
 
 
 def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int = 0, repair: bool = True,
-                  temperature: float | None = None, top_p: float | None = None, model: Composer | str | None = None):
+                  temperature: float | None = None, top_p: float | None = None, model: Composer | str | os.PathLike | None = None) -> Draft:
     """Continue a user's music by `bars` bars, ending on a cadence.
 
     Args:
@@ -535,37 +554,41 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
         A Draft holding the primer followed by the continuation, in the primer's key, tempo and metre.
     """
     t0 = time.perf_counter()
-    if not isinstance(bars, int) or not 1 <= bars <= 256:
-        raise RequestError(f"bars must be a whole number from 1 to 256, not {bars!r}.")
+    bars, seed = _whole("bars", bars, 1, 256), _whole("seed", seed, 0, MAX_SEED)
     composer = model if isinstance(model, Composer) else load_model(model)
-    header, stream, shift, names, programs, ranges, mode, req, track_of_slot = _prepare(composer, primer, style, bars,
-                                                                                         seed)
+    header, stream, shift, names, programs, ranges, mode, req, track_of_slot, tempos = _prepare(composer, primer, style,
+                                                                                                 bars, seed)
     primer_bars = len(composer.tokenizer.bar_starts(stream))
     cfg = _sampling(temperature, top_p, req.density)
     t1 = time.perf_counter()
     new = _generate(composer, header, stream, bars, ranges, mode, req, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     req.bars = primer_bars + bars
-    score = _to_score(composer, header + stream + new, -shift, track_of_slot, names, programs, req)
+    score = _to_score(composer, header + stream + new, -shift, track_of_slot, names, programs, req, tempos)
     return _finish(score, req, composer, repair, timings, t0, cadence=True)
 
 
 def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed: int = 0, repair: bool = True,
-               temperature: float | None = None, top_p: float | None = None, model: Composer | str | None = None):
+               temperature: float | None = None, top_p: float | None = None, model: Composer | str | os.PathLike | None = None) -> Draft:
     """Rewrite bars `first..last` (1-based, inclusive), keeping the music before and after them.
 
     The new bars are written with both sides in view (fill-in-the-middle), so they lead into what
     follows; regenerating the final bars writes a new cadence instead.
     """
     t0 = time.perf_counter()
+    seed = _whole("seed", seed, 0, MAX_SEED)
     composer = model if isinstance(model, Composer) else load_model(model)
-    header, stream, shift, names, programs, ranges, mode, req, track_of_slot = _prepare(composer, source, style, 0,
-                                                                                         seed)
+    header, stream, shift, names, programs, ranges, mode, req, track_of_slot, tempos = _prepare(composer, source, style,
+                                                                                                 0, seed)
     starts = list(composer.tokenizer.bar_starts(stream)) + [len(stream)]
     total = len(starts) - 1
-    first, last = bars
-    if not 1 <= first <= last <= total:
+    try:
+        first, last = bars
+    except (TypeError, ValueError):
+        raise RequestError(f"bars must be (first, last), two bar numbers, not {bars!r}.") from None
+    if not all(isinstance(b, numbers.Integral) for b in bars) or not 1 <= first <= last <= total:
         raise RequestError(f"bars={bars} must lie within 1-{total} (the music has {total} bars).")
+    first, last = int(first), int(last)
     prefix, suffix = stream[: starts[first - 1]], stream[starts[last]:]
     cfg = _sampling(temperature, top_p, req.density)
     t1 = time.perf_counter()
@@ -577,5 +600,5 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
         middle = _generate(composer, header, prefix, n, ranges, mode, req, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     req.bars = total
-    score = _to_score(composer, header + prefix + middle + suffix, -shift, track_of_slot, names, programs, req)
+    score = _to_score(composer, header + prefix + middle + suffix, -shift, track_of_slot, names, programs, req, tempos)
     return _finish(score, req, composer, repair, timings, t0, cadence=not suffix)

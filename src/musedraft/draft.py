@@ -4,6 +4,9 @@ save() writes draft.mid, draft.musicxml, draft.png, draft.wav, draft.ogg and dra
 folder. The editable files come first and never depend on audio: with no FluidSynth or no sound
 font the MIDI, MusicXML, PNG and JSON are still written, the JSON records why there is no audio,
 and save() then raises the RenderError (its `.paths` lists what was written).
+
+The same seed gives byte-identical MIDI, MusicXML, PNG and WAV files. The OGG differs in its stream
+serial number (libsndfile draws one per file; players ignore it) and draft.json in its timings.
 """
 
 from __future__ import annotations
@@ -16,16 +19,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from musedraft.errors import RenderError
-from musedraft.files import atomic_path, check_writable
+from musedraft.files import Staging
 from musedraft.score import Score, bar_count, ticks_per_bar
 
 if TYPE_CHECKING:
     import music21
     import pretty_midi
 
-__all__ = ["Draft", "renpy_snippet"]
+__all__ = ["Draft", "renpy_snippet", "output_paths"]
 
 _SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml", "png": ".png", "wav": ".wav", "ogg": ".ogg", "json": ".json"}
+_AUDIO = ("wav", "ogg")
+
+
+def output_paths(out_dir: str | os.PathLike, name: str = "draft", audio: bool = True) -> dict[str, Path]:
+    """The files `Draft.save` writes into `out_dir`, by kind: what to check before composing, so a
+    folder that save() would refuse is refused before the minutes of generation, not after."""
+    return {k: Path(out_dir) / f"{name}{suffix}" for k, suffix in _SUFFIXES.items() if audio or k not in _AUDIO}
 
 
 @dataclass
@@ -36,7 +46,7 @@ class Draft:
     model_id: str  # checkpoint id the draft was sampled from
     key: str  # "D major", "F# minor"...
     loop: bool = False  # written as loopable background music (tail folded, loop tags)
-    repair: dict | None = None  # JSON-able repair report: {"edits": [...], "findings": [...]}
+    repair: dict | None = None  # JSON-able repair report: {"edits", "findings_before", "findings_after", "notes"}
     timings: dict[str, float] = field(default_factory=dict)  # seconds per compose stage
 
     def to_symusic(self) -> Score:
@@ -122,49 +132,50 @@ class Draft:
 
         Raises:
             OutputExistsError: an output exists and `force` is False (nothing was written).
+            OutputPathError: `out_dir` cannot hold the files (nothing was written).
             RenderError / SoundFontError: audio was asked for and could not be made; every other
-                file was written first, draft.json records the error, and the exception's
-                `.paths` holds the dict this method would have returned. With force, stale
-                draft.wav/draft.ogg from an earlier save are removed so the folder stays consistent.
+                file was written, draft.json records the error, and the exception's `.paths` holds
+                the dict this method would have returned.
+        Any other failure writes nothing: the files are staged beside their targets and renamed
+        into place together. With force, a draft.wav/draft.ogg of an earlier save that this one
+        does not replace (no audio asked for, or rendering failed) is removed, so the folder holds
+        one draft, not two.
         """
         from musedraft.export import write_midi  # noqa: PLC0415
         from musedraft.notation import write_musicxml  # noqa: PLC0415
         from musedraft.pianoroll import piano_roll_png  # noqa: PLC0415
 
         out = Path(out_dir)
-        kinds = [k for k in _SUFFIXES if audio or k not in ("wav", "ogg")]
-        targets = {k: out / f"{name}{_SUFFIXES[k]}" for k in kinds}
-        for path in targets.values():  # all checks before any write
-            check_writable(path, force)
-        out.mkdir(parents=True, exist_ok=True)
+        targets = output_paths(out, name)
         timings: dict[str, float] = {}
-        written: dict[str, Path] = {}
-
-        def timed(label: str, kind: str, fn, *args, **kwargs) -> None:
-            t0 = time.perf_counter()
-            written[kind] = fn(*args, **kwargs)
-            timings[label] = round(time.perf_counter() - t0, 4)
-
-        timed("save_midi", "midi", write_midi, self.score, targets["midi"], key=self.key, markers=self.markers(), force=force)
-        timed("save_musicxml", "musicxml", write_musicxml, self.score, targets["musicxml"], self.key, force, title=self._title())
-        timed("save_png", "png", piano_roll_png, self.score, targets["png"], title=self._title(), force=force)
         audio_info: dict[str, Any] = {"rendered": False}
         error: RenderError | None = None
-        if audio:
-            try:
+        with Staging(output_paths(out, name, audio), force) as stage:
+
+            def timed(label: str, fn, *args, **kwargs) -> None:
                 t0 = time.perf_counter()
-                audio_info = self._write_audio(targets["wav"], targets["ogg"], soundfont, force)
-                timings["save_audio"] = round(time.perf_counter() - t0, 4)
-                written["wav"], written["ogg"] = targets["wav"], targets["ogg"]
-            except RenderError as exc:
-                error = exc
-                audio_info = {"rendered": False, "error": str(exc), "error_type": type(exc).__name__}
-                for stale in (targets["wav"], targets["ogg"]):
-                    stale.unlink(missing_ok=True)  # only reachable with force: check_writable passed
-        written["json"] = targets["json"]
-        document = self._document(name, audio_info, timings, written)
-        with atomic_path(targets["json"], force=force) as tmp:
-            tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+                fn(*args, **kwargs)
+                timings[label] = round(time.perf_counter() - t0, 4)
+
+            timed("save_midi", write_midi, self.score, stage.path("midi"), key=self.key, markers=self.markers(), force=True)
+            timed("save_musicxml", write_musicxml, self.score, stage.path("musicxml"), self.key, True, title=self._title())
+            timed("save_png", piano_roll_png, self.score, stage.path("png"), title=self._title(), force=True)
+            if audio:
+                try:
+                    t0 = time.perf_counter()
+                    audio_info = self._write_audio(stage.path("wav"), stage.path("ogg"), soundfont)
+                    timings["save_audio"] = round(time.perf_counter() - t0, 4)
+                except RenderError as exc:
+                    error = exc
+                    audio_info = {"rendered": False, "error": str(exc), "error_type": type(exc).__name__}
+            kinds = [k for k in targets if k in stage.targets and (error is None or k not in _AUDIO)]
+            written = {k: targets[k] for k in kinds}
+            document = self._document(name, audio_info, timings, written)
+            stage.path("json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            stage.commit(kinds)
+        if force and "wav" not in written:
+            for stale in (targets["wav"], targets["ogg"]):
+                stale.unlink(missing_ok=True)
         if error is not None:
             kept = ", ".join(path.name for path in written.values())
             failure = type(error)(f"{error} No audio was written; {kept} are in {out}/.")
@@ -172,7 +183,7 @@ class Draft:
             raise failure from None
         return written
 
-    def _write_audio(self, wav: Path, ogg: Path, soundfont, force: bool) -> dict[str, Any]:
+    def _write_audio(self, wav: Path, ogg: Path, soundfont) -> dict[str, Any]:
         from musedraft.audio import (  # noqa: PLC0415
             SAMPLE_RATE,
             find_soundfont,
@@ -201,8 +212,8 @@ class Draft:
             loop_points = (points["start_samples"], points["length_samples"])
         audio = normalize(audio)
         info["duration_seconds"] = round(len(audio) / SAMPLE_RATE, 4)
-        write_wav(wav, audio, SAMPLE_RATE, loop_points, force=force)
-        write_ogg(ogg, audio, SAMPLE_RATE, *(loop_points or (None, None)), force=force, title=self._title())
+        write_wav(wav, audio, SAMPLE_RATE, loop_points, force=True)  # staged paths: save() checked the targets
+        write_ogg(ogg, audio, SAMPLE_RATE, *(loop_points or (None, None)), force=True, title=self._title())
         return info
 
     def _document(self, name: str, audio_info: dict, timings: dict, written: dict[str, Path]) -> dict[str, Any]:

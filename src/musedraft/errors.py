@@ -14,6 +14,7 @@ __all__ = [
     "RenderError",
     "SoundFontError",
     "OutputExistsError",
+    "OutputPathError",
     "CorpusError",
 ]
 
@@ -48,6 +49,11 @@ class SoundFontError(RenderError):
 
 class OutputExistsError(MusedraftError, FileExistsError):
     """An output file exists and overwriting was not asked for (pass force=True / --force)."""
+
+
+class OutputPathError(MusedraftError, OSError):
+    """An output cannot be written where it was asked for: a folder in the way, a file where a folder
+    should be, no permission."""
 
 
 class CorpusError(MusedraftError):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import mido
     from symusic import Score
 
-__all__ = ["write_midi", "midi_bytes", "midi_file", "key_signature", "assign_channels", "DRUM_CHANNEL"]
+__all__ = ["write_midi", "midi_bytes", "midi_file", "key_signature", "key_name", "assign_channels", "DRUM_CHANNEL"]
 
 DRUM_CHANNEL = 9  # GM percussion: "channel 10" counted from 1
 _MELODIC_CHANNELS = tuple(c for c in range(16) if c != DRUM_CHANNEL)
@@ -231,6 +231,17 @@ def _to_track(events: list[tuple[int, int, object]]) -> mido.MidiTrack:
         now = max(0, tick)
     track.append(mido.MetaMessage("end_of_track", time=0))
     return track
+
+
+def key_name(sharps: int, mode: str) -> str:
+    """The key a signature names, spelt as `key_signature` reads it back: six flats in major is
+    Gb major, not F# major, so a file read back keeps its spelling.
+
+    >>> key_name(-6, "major"), key_name(6, "major"), key_name(7, "minor"), key_name(0, "minor")
+    ('Gb major', 'F# major', 'A# minor', 'A minor')
+    """
+    name = _key_name(sharps, mode)
+    return f"{name[:-1]} minor" if mode == "minor" else f"{name} major"
 
 
 def _key_name(sharps: int, mode: str) -> str:

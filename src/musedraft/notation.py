@@ -10,10 +10,11 @@ the track, the requested key, and pitch spellings that belong to that key.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from musedraft.export import key_signature, midi_bytes
+from musedraft.export import key_name, key_signature, midi_bytes
 from musedraft.files import atomic_path, check_writable
 
 if TYPE_CHECKING:
@@ -79,7 +80,8 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     from music21.midi import translate  # noqa: PLC0415
 
     if key is None and len(score.key_signatures):
-        key = _key_of(score.key_signatures[0])
+        ks = score.key_signatures[0]
+        key = key_name(int(ks.key), "minor" if int(ks.tonality) == 1 else "major")
     kept = [t for t in score.tracks if len(t.notes)]
     snapped = quantise(score)
     snapped.tracks = [t for t in snapped.tracks if len(t.notes)]
@@ -97,8 +99,8 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     if key is not None:
         sharps, mode = key_signature(key)
         m21_key = m21key.KeySignature(sharps).asKey(mode)
-    for part, track in zip(parts, kept, strict=False):
-        name = track.name or ("drums" if track.is_drum else f"program {int(track.program)}")
+    for number, (part, track) in enumerate(zip(parts, kept, strict=False), start=1):
+        name = track.name.strip() or ("drums" if track.is_drum else f"program {int(track.program)}")
         for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
             old.activeSite.remove(old)
         if track.is_drum:
@@ -111,6 +113,7 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
             inst = instrument.instrumentFromMidiProgram(int(track.program))
             inst.midiProgram = int(track.program)
         inst.partName = inst.instrumentName = name
+        inst.partId, inst.instrumentId = f"P{number}", f"P{number}-I1"  # music21 draws them at random: same seed, same file
         inst.partAbbreviation = inst.instrumentAbbreviation = _abbreviation(name)
         part.partName, part.partAbbreviation = name, _abbreviation(name)
         _split_voices(part)
@@ -170,6 +173,7 @@ def musicxml_bytes(m21: music21.stream.Score) -> bytes:
     finally:
         for u in tagged:  # leave the caller's score as it was
             u.style.color = None
+    raw = re.sub(rb"\s*<encoding-date>[^<]*</encoding-date>", b"", raw, count=1)  # today's date: not the draft's
     return _rewrite_drum_parts(raw, drums) if drums else raw
 
 
@@ -309,14 +313,6 @@ def _abbreviation(name: str) -> str:
     """
     first, *rest = name.split()
     return " ".join([first if len(first) <= 5 else first[:3] + ".", *rest])
-
-
-def _key_of(ks) -> str:
-    """A symusic KeySignature (sharps, tonality) as a key name: (2, 0) → 'D major'."""
-    majors = "Cb Gb Db Ab Eb Bb F C G D A E B F# C#".split()
-    minors = "Ab Eb Bb F C G D A E B F# C# G# D# A#".split()
-    sharps = max(-7, min(7, int(ks.key)))
-    return f"{minors[sharps + 7]} minor" if int(ks.tonality) == 1 else f"{majors[sharps + 7]} major"
 
 
 def _name(step: str, alter: float) -> str:

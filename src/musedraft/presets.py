@@ -39,9 +39,9 @@ class Scene:
             raise ValueError(f"Scene {self.name!r}: density outside 0..1 or tempo range reversed")
 
     @property
-    def default_tempo(self) -> int:
+    def default_tempo(self) -> float:
         """The middle of the tempo range: what a request gets when it names no tempo."""
-        return (self.tempo[0] + self.tempo[1]) // 2
+        return (self.tempo[0] + self.tempo[1]) / 2
 
 
 _PRESETS = (

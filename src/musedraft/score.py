@@ -53,6 +53,8 @@ def load_midi(source: str | os.PathLike | bytes) -> Score:
         data = source
     else:
         path = Path(source)
+        if path.is_dir():
+            raise InvalidMidiError(f"{path} is a folder; give the path of a .mid file in it.")
         if not path.is_file():
             raise InvalidMidiError(f"{path}: no such file.")
         if path.stat().st_size > MidiLimits.max_bytes:
