@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import mido
     from symusic import Score
 
-__all__ = ["write_midi", "midi_bytes", "midi_file", "key_signature", "key_name", "assign_channels", "DRUM_CHANNEL"]
+__all__ = ["write_midi", "midi_bytes", "midi_file", "key_signature", "key_name", "split_key", "assign_channels", "DRUM_CHANNEL"]
 
 DRUM_CHANNEL = 9  # GM percussion: "channel 10" counted from 1
 _MELODIC_CHANNELS = tuple(c for c in range(16) if c != DRUM_CHANNEL)
@@ -31,6 +31,26 @@ _LETTER_FIFTHS = {"F": -1, "C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5}
 # mido's key names for each number of sharps (negative: flats), major and minor.
 _MAJOR_NAMES = dict(zip(range(-7, 8), "Cb Gb Db Ab Eb Bb F C G D A E B F# C#".split(), strict=True))
 _MINOR_NAMES = dict(zip(range(-7, 8), "Abm Ebm Bbm Fm Cm Gm Dm Am Em Bm F#m C#m G#m D#m A#m".split(), strict=True))
+
+
+def split_key(key: str) -> tuple[str, int, str]:
+    """The one grammar of key names: 'D major' / 'f# minor' / 'Bb' / 'Ebm' / 'D♭ major' →
+    (letter, accidentals: sharps positive, flats negative, mode).
+
+    >>> split_key("D major"), split_key("f# minor"), split_key("Bb"), split_key("Ebm")
+    (('D', 0, 'major'), ('F', 1, 'minor'), ('B', -1, 'major'), ('E', -1, 'minor'))
+    """
+    text = key.strip().replace("♯", "#").replace("♭", "b") if isinstance(key, str) else ""
+    parts = text.split()
+    tonic = parts[0] if parts else ""
+    mode = parts[1].lower() if len(parts) > 1 else "major"
+    if len(parts) == 1 and len(tonic) > 1 and tonic.endswith("m"):
+        tonic, mode = tonic[:-1], "minor"
+    accidentals = tonic[1:]
+    if (len(parts) > 2 or not tonic or tonic[0].upper() not in _LETTER_FIFTHS or mode not in ("major", "minor")
+            or any(c not in "#b" for c in accidentals)):
+        raise RequestError(f"Unknown key {key!r}; write it like 'D major', 'F# minor', 'Bb major' or 'Am'.")
+    return tonic[0].upper(), accidentals.count("#") - accidentals.count("b"), mode
 
 
 def key_signature(key: str) -> tuple[int, str]:
@@ -43,20 +63,8 @@ def key_signature(key: str) -> tuple[int, str]:
     >>> key_signature("D major"), key_signature("Bb minor"), key_signature("F#m"), key_signature("A# major")
     ((2, 'major'), (-5, 'minor'), (3, 'minor'), (-2, 'major'))
     """
-    text = key.strip().replace("♯", "#").replace("♭", "b").replace("-flat", "b").replace("-sharp", "#")
-    parts = text.split()
-    tonic = parts[0] if parts else ""
-    mode = parts[1].lower() if len(parts) > 1 else "major"
-    if len(parts) == 1 and len(tonic) > 1 and tonic.endswith("m"):
-        tonic, mode = tonic[:-1], "minor"
-    mode = {"maj": "major", "min": "minor"}.get(mode, mode)
-    accidentals = tonic[1:].replace("-", "b")
-    if not tonic or tonic[0].upper() not in _LETTER_FIFTHS or mode not in ("major", "minor") or any(
-        c not in "#b" for c in accidentals
-    ):
-        raise RequestError(f"Unknown key {key!r}; write it like 'D major', 'F# minor', 'Bb major' or 'Am'.")
-    sharps = _LETTER_FIFTHS[tonic[0].upper()] + 7 * (accidentals.count("#") - accidentals.count("b"))
-    sharps -= 3 if mode == "minor" else 0
+    letter, alter, mode = split_key(key)
+    sharps = _LETTER_FIFTHS[letter] + 7 * alter - (3 if mode == "minor" else 0)
     while sharps > 7:
         sharps -= 12
     while sharps < -7:

@@ -20,6 +20,7 @@ import numpy as np
 from symusic import Score
 
 from musedraft.errors import DecodeError, RequestError
+from musedraft.export import split_key
 from musedraft.grammar import Grammar
 from musedraft.instruments import register_of
 from musedraft.vocab import MODES, Vocab
@@ -30,22 +31,13 @@ _PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
 def parse_key(key: str) -> tuple[int, str]:
-    """'D major' / 'f# minor' / 'Bb' / 'Am' → (tonic pitch class, mode).
+    """'D major' / 'f# minor' / 'Bb' / 'Am' → (tonic pitch class, mode), by `export.split_key`'s grammar.
 
     >>> parse_key("D major"), parse_key("f# minor"), parse_key("Bb"), parse_key("Ebm")
     ((2, 'major'), (6, 'minor'), (10, 'major'), (3, 'minor'))
     """
-    text = key.strip().replace("♯", "#").replace("♭", "b")
-    parts = text.split()
-    tonic = parts[0] if parts else ""
-    mode = parts[1].lower() if len(parts) > 1 else "major"
-    if len(parts) == 1 and len(tonic) > 1 and tonic.endswith("m"):
-        tonic, mode = tonic[:-1], "minor"
-    if (len(parts) > 2 or not tonic or tonic[0].upper() not in _PC or mode not in MODES
-            or any(c not in "#b" for c in tonic[1:])):
-        raise RequestError(f"Unknown key {key!r}; write it like 'D major', 'F# minor', 'Bb major' or 'Am'.")
-    pc = _PC[tonic[0].upper()] + tonic[1:].count("#") - tonic[1:].count("b")
-    return pc % 12, mode
+    letter, alter, mode = split_key(key)
+    return (_PC[letter] + alter) % 12, mode
 
 
 def normalising_shift(key_pc: int, mode: str) -> int:
