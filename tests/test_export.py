@@ -71,6 +71,13 @@ def test_each_instrument_has_a_named_track_program_and_channel_drums_on_10():
     assert seen == [("violin", 0, 40), ("cello", 1, 42), ("drums", DRUM_CHANNEL, 0)]
 
 
+def test_a_drum_tracks_program_keeps_its_kit():
+    s = song(("brushes", 40, [(0, 1, 38)], True), ("piano", 0, [(0, 1, 60)], False))
+    mid = mido.MidiFile(file=io.BytesIO(midi_bytes(s)))
+    assert [(m.channel, m.program) for t in mid.tracks for m in t if m.type == "program_change"] == [
+        (DRUM_CHANNEL, 40), (0, 0)]
+
+
 def test_channel_10_is_never_given_to_a_pitched_track():
     s = song(*[(f"t{i}", i * 5, [(0, 1, 60)], False) for i in range(15)], ("kit", 0, [(0, 1, 36)], True))
     channels = assign_channels(s)

@@ -126,6 +126,25 @@ def test_repair_is_deterministic_and_idempotent(chorales):
     assert [f.to_dict() for f in check(first.score)] == [f.to_dict() for f in first.findings_after]
 
 
+def test_a_long_piece_is_repaired_to_its_end_however_many_notes_are_dropped():
+    """Dropped notes restart a round without counting as one: repair used to stop for good after the
+    eighth drop, so a long piece was repaired up to some bar and a second repair found more to do."""
+    rng = random.Random(1)
+    score = Score(480)
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    score.tempos.append(Tempo(0, 120))
+    for name, base in (("Soprano", 72), ("Alto", 65), ("Tenor", 57), ("Bass", 48)):
+        track = Track(name=name, program=52)
+        for beat in range(4 * 40):  # chromatic random notes: many clashes one semitone cannot fix
+            track.notes.append(Note(beat * 480, 480, base + rng.choice([0, 1, 2, 4, 5, 6, 7, 11]), 80))
+        score.tracks.append(track)
+    config = HarmonyConfig(max_move=1)
+    first = repair(score, config)
+    assert sum(e.new_pitch is None for e in first.edits) > 8  # the old loop: 8 drops, last edit in bar 10
+    assert max(e.bar for e in first.edits) >= 39
+    assert repair(first.score, config).edits == []  # the old loop: 54 more
+
+
 def test_local_recheck_agrees_with_a_full_check(chorales):
     """Repair re-checks only the beats around an edit; that must be exactly what a full check
     finds there (the cheap path must equal the plain one, as cached equals uncached)."""

@@ -267,6 +267,11 @@ def test_config_defaults_seeds_and_candidates(tmp_path):
     ('[[scene]]\nname = "a"\nmood = "daily"\nbars = "16"\n', "bars must be"),
     ('[[scene]]\nname = "a"\nmood = "daily"\nkey = "H major"\n', "Unknown key"),
     ('[[scene]]\nname = "a"\nmood = "daily"\nloop = "yes"\n', "loop must be"),
+    ('[[scene]]\nname = "a"\nmood = "daily"\n[[scene]]\nname = "b"\nmood = "sad"\ntempo = 0\n', r"\(b\): Tempo must be"),
+    ('[[scene]]\nname = "a"\nmood = "daily"\ninstruments = ["kazoo"]\n', "Unknown instrument 'kazoo'"),
+    ('[[scene]]\nname = "a"\nmood = "daily"\nbars = 2\n', "A loop needs at least 4 bars"),
+    ('[[scene]]\nname = "a"\nmood = "daily"\ntemperature = "hot"\n', "temperature must be"),
+    ('[[scene]]\nname = "a"\nmood = "daily"\ntime_signature = "300/4"\n', "has no meaning"),
     ('title = "x"\n', "no scenes"),
     ('[[scene]\nname = "a"\n', "not valid TOML"),
 ])

@@ -308,6 +308,18 @@ def test_the_cli_refuses_an_existing_draft_before_composing(tmp_path, capsys, mo
     assert (tmp_path / "draft.mid").read_bytes() == b"mine"
 
 
+def test_the_cli_refuses_a_missing_sound_font_before_composing(tmp_path, capsys, monkeypatch):
+    import musedraft  # noqa: PLC0415
+
+    def composing(*args, **kwargs):
+        raise AssertionError("composed before checking the sound font")
+
+    monkeypatch.setattr(musedraft, "compose_candidates", composing)
+    font = tmp_path / "typo.sf2"
+    assert _run_cli(["compose", "--bars", "4", "--out", str(tmp_path / "d"), "--soundfont", str(font)]) == 1
+    assert "typo.sf2" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
 @pytest.mark.parametrize(("field", "value", "phrase"), [
     ("time_signature", "300/4", "no meaning"), ("time_signature", "-3/4", "no meaning"),
     ("time_signature", 34, "look like"), ("seed", 2**70, "seed must be"), ("seed", -1, "seed must be"),

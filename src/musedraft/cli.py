@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.add_argument("--json", action="store_true", help="print the edit report as JSON")
 
-    p = sub.add_parser("render", help="render any MIDI file to audio with FluidSynth")
+    p = sub.add_parser("render", help="render a MIDI file (with at least one pitched part) to audio with FluidSynth")
     p.add_argument("midi", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help=".wav, .ogg or .flac")
     p.add_argument("--soundfont", default=None)
@@ -164,10 +164,11 @@ def _save(draft, args) -> None:
 
 
 def _check_out(args, folders: list[Path]) -> None:
-    """Refuse an output folder before composing into it, not after."""
+    """Refuse an output folder, or a named sound font that is not one, before composing, not after."""
     from musedraft.draft import output_paths  # noqa: PLC0415
     from musedraft.files import check_writable  # noqa: PLC0415
 
+    _check_soundfont(args)
     for folder in folders:
         for path in output_paths(folder, audio=not args.no_audio).values():
             check_writable(path, args.force)
@@ -296,9 +297,18 @@ def _write_habits(corpus: Path, folders: list[Path]) -> None:
                   ", ".join(f"{style} {h.ambitus}" for style, h in habits.items()))
 
 
+def _check_soundfont(args) -> None:
+    """A mistyped --soundfont is a SoundFontError now; inside save() it would cost the audio of every draft."""
+    if not args.no_audio and args.soundfont:
+        from musedraft.audio import find_soundfont  # noqa: PLC0415
+
+        find_soundfont(args.soundfont)
+
+
 def _cmd_pack(args) -> None:
     from musedraft.pack import pack  # noqa: PLC0415
 
+    _check_soundfont(args)
     index = pack(args.config, args.out, force=args.force, model=args.model, audio=not args.no_audio,
                  soundfont=args.soundfont, repair=not args.no_repair)
     print(f"wrote {index}: open it in a browser to audition the candidates")

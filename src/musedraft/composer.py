@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from musedraft.draft import Draft
 
 __all__ = ["Composer", "Request", "load_model", "compose", "compose_candidates", "continue_midi", "regenerate",
-           "estimate_key", "DEFAULT_MODEL"]
+           "estimate_key", "check_request", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = Path(__file__).parent / "checkpoints" / "default"
 TPQ = 480
@@ -257,11 +257,31 @@ def _sampling(temperature: float | None, top_p: float | None, density: float):
     """The generator's sampling settings; None keeps its default (musedraft.generate.SamplingConfig)."""
     from musedraft.generate import SamplingConfig  # noqa: PLC0415
 
+    given = _sampling_overrides(temperature, top_p)
+    return SamplingConfig(offbeat_penalty=max(0.0, (0.6 - density) * 4), **given)
+
+
+def _sampling_overrides(temperature, top_p) -> dict[str, float]:
+    """The sampling settings a request gives, checked (torch is not needed to refuse them)."""
     given = {k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}
     for name, value in given.items():
         if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 < value <= (1 if name == "top_p" else 10):
             raise RequestError(f"{name} must be a number above 0 and at most {1 if name == 'top_p' else 10}, not {value!r}.")
-    return SamplingConfig(offbeat_penalty=max(0.0, (0.6 - density) * 4), **given)
+    return given
+
+
+def check_request(style: str | None = None, *, scene: str | None = None, key: str | None = None,
+                  tempo: float | None = None, time_signature: str | None = None,
+                  instruments: list[str | int] | None = None, bars: int = 16, seed: int = 0, loop: bool = False,
+                  temperature: float | None = None, top_p: float | None = None) -> None:
+    """Raise the RequestError `compose()` would for this request, without loading a model: a batch
+    (a pack) checks every request before composing any, so a typo in its last scene does not leave
+    half a pack behind. (Whether the model knows the metre is only known with the model.)"""
+    req = _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, loop)
+    for name in req.instruments:
+        get_instrument(name)
+    _ts_score(req.time_signature)
+    _sampling_overrides(temperature, top_p)
 
 
 def _ts_score(ts: str) -> Score:

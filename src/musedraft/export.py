@@ -194,7 +194,8 @@ def _instrument_track(track, channel: int, keys: list[tuple[int, str]]) -> mido.
         (0, 0, mido.MetaMessage("track_name", name=name)),
         (0, 1, mido.MetaMessage("instrument_name", name=name)),
         (0, 2, mido.Message("control_change", channel=channel, control=0, value=0)),  # GM bank 0
-        (0, 3, mido.Message("program_change", channel=channel, program=0 if track.is_drum else int(track.program))),
+        # a drum track's program picks its kit (GM2: 40 brushes); it used to be written as 0 whatever the file said
+        (0, 3, mido.Message("program_change", channel=channel, program=int(track.program))),
     ]
     events += [(tick, 1, mido.MetaMessage("key_signature", key=name)) for tick, name in keys]
     for cc in track.controls:

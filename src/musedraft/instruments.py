@@ -210,9 +210,10 @@ def get_instrument(name_or_program: str | int) -> Instrument:
 
 
 def instrument_of_track(name: str | None, program: int) -> Instrument:
-    """The instrument a track is for: by its name when we know it ("Bass Voice", "Violin 2"), else by
-    its GM program. Several instruments share a program (the voices share the choir programs), so
-    the program alone can give a bass the alto's range.
+    """The instrument a track is for: by its name when we know it ("Bass Voice", "Violin 2") and its
+    GM program agrees, else by the program. Several instruments share a program (the voices share
+    the choir programs), so the program alone can give a bass the alto's range; a name alone is not
+    trusted, so a "Violin" track on program 0 (as music21 writes every part) counts as a piano.
 
     >>> instrument_of_track("Bass Voice", 53).name, instrument_of_track("Violin 2", 40).name
     ('bass voice', 'violin')

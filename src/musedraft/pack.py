@@ -99,8 +99,8 @@ def _unknown(table: dict, allowed: set[str], where: str) -> None:
 
 
 def _scene_spec(t: dict[str, Any], where: str) -> SceneSpec:
+    from musedraft.composer import check_request  # noqa: PLC0415
     from musedraft.presets import get_scene  # noqa: PLC0415
-    from musedraft.tokenizer import parse_key  # noqa: PLC0415
 
     _unknown(t, _SCENE_KEYS, where)
     name = t.get("name")
@@ -128,14 +128,17 @@ def _scene_spec(t: dict[str, Any], where: str) -> SceneSpec:
     bars = t.get("bars", 16)
     if isinstance(bars, bool) or not isinstance(bars, int) or not 1 <= bars <= 512:
         raise RequestError(f"{where}: bars must be a whole number from 1 to 512, not {bars!r}.")
-    if "key" in t:
-        parse_key(str(t["key"]))
     instruments = t.get("instruments")
     if instruments is not None and (not isinstance(instruments, list) or not instruments):
         raise RequestError(f"{where}: instruments must be a list such as [\"piano\", \"cello\"].")
     loop = t.get("loop", True)
     if not isinstance(loop, bool):
         raise RequestError(f"{where}: loop must be true or false.")
+    try:  # everything compose() would refuse, before any scene is composed
+        check_request(scene=mood, key=t.get("key"), tempo=t.get("tempo"), time_signature=t.get("time_signature"),
+                      instruments=instruments, bars=bars, seed=seeds[0], loop=loop, temperature=t.get("temperature"))
+    except RequestError as exc:
+        raise RequestError(f"{where}: {exc}") from None
     return SceneSpec(name=name, mood=mood, seeds=seeds, bars=bars, loop=loop, title=str(t.get("title", "")),
                      key=t.get("key"), tempo=t.get("tempo"), time_signature=t.get("time_signature"),
                      instruments=tuple(instruments) if instruments else None,

@@ -55,17 +55,25 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
     original = ctx.pitch.copy()
     cause: dict[int, Fault] = {}  # note → the first fault an edit to it removed
     messages: dict[int, str] = {}
-    for _ in range(_MAX_ROUNDS):
-        if not _round(ctx, faults, cause, messages):
+    rounds = 0
+    while rounds < _MAX_ROUNDS:  # a round cut short by a drop does not count: each drop removes a note, so they end
+        outcome = _round(ctx, faults, cause, messages)
+        if outcome == "unchanged":
             break
+        rounds += outcome == "moved"
         ctx = build_context(base, config, pitch=ctx.pitch, drop=~ctx.alive)
         faults = all_faults(ctx)
     after = to_findings(ctx, faults)
     return RepairResult(_apply(base, ctx), _edits(ctx, original, cause, messages), before, after)
 
 
-def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages: dict[int, str]) -> bool:
-    """One pass over the score's faults (freshly found) in time order; True if anything changed."""
+def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages: dict[int, str]) -> str:
+    """One pass over the score's faults (freshly found) in time order: "moved" if notes moved,
+    "dropped" as soon as a note is dropped (the voices are re-linked before going on), else "unchanged".
+
+    Drops used to count as rounds, so repair stopped for good after the eighth dropped note: on a
+    random 2,000-bar piece the last edit was in bar 771, and repairing the result again made 3,650
+    more edits."""
     current = {f.key for f in faults}
     queue = sorted((f for f in faults if ctx.config.repairs(f.rule)),
                    key=lambda f: (ctx.onsets[f.onset], _SEVERITY_ORDER[ctx.config.severity_of(f.rule)], ctx.track[f.note], f.rule))
@@ -83,8 +91,8 @@ def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages:
             if _drop(ctx, f):
                 cause.setdefault(f.note, f)
                 messages.setdefault(f.note, message)
-                return True  # the voices were re-linked: start a fresh round
-    return changed
+                return "dropped"
+    return "moved" if changed else "unchanged"
 
 
 def _candidates(ctx: Context, x: int, f: Fault) -> list[int]:

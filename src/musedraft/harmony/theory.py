@@ -126,12 +126,14 @@ def pitch_name(midi_pitch: int, tonic: int, mode: str) -> str:
     ('C#4', 'Bb3')
     >>> pitch_name(50, 6, "major"), pitch_name(68, 0, "major")   # D, not C##, in F# major; G# in C
     ('D3', 'G#4')
+    >>> pitch_name(0, 0, "major"), pitch_name(1, 0, "major")     # the lowest octave is -1
+    ('C-1', 'C#-1')
     """
     tonic_pitch = pitch.Pitch(_m21(key_name(tonic, mode).split()[0]) + "4")
     options = [interval.Interval(name).transposePitch(tonic_pitch) for name in _DEGREE[mode][(midi_pitch - tonic) % 12]]
     spelled = options[-1] if abs(options[-1].alter) < abs(options[0].alter) else options[0]
     spelled.octave += (midi_pitch - int(spelled.midi)) // 12
-    return _display(spelled.nameWithOctave)
+    return f"{_display(spelled.name)}{spelled.octave}"  # not nameWithOctave: its octave -1 would read as a flat
 
 
 @lru_cache(maxsize=24)
