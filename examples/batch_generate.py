@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--loop", action="store_true", help="write loopable background music")
     parser.add_argument("--model", default=None, help="checkpoint folder (default: $MUSEDRAFT_MODEL or the shipped model)")
     parser.add_argument("--out", type=Path, default=Path("batch"))
+    parser.add_argument("--force", action="store_true", help="overwrite drafts already in --out")
     parser.add_argument("--no-audio", action="store_true", help="MIDI, MusicXML, PNG and JSON only (much faster)")
     args = parser.parse_args()
 
@@ -32,7 +33,7 @@ def main() -> None:
             t0 = time.perf_counter()
             draft = musedraft.compose(scene=scene.strip(), bars=args.bars, seed=seed, loop=args.loop, model=args.model)
             folder = args.out / scene.strip() / f"seed-{seed}"
-            draft.save(folder, force=True, audio=not args.no_audio)
+            draft.save(folder, force=args.force, audio=not args.no_audio)
             rows.append({
                 "scene": scene.strip(), "seed": seed, "key": draft.key, "folder": folder.as_posix(),
                 "notes": sum(len(t.notes) for t in draft.score.tracks),

@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=8, help="bars to add")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("continued"))
+    parser.add_argument("--force", action="store_true", help="overwrite drafts already in --out")
     parser.add_argument("--no-audio", action="store_true", help="skip the FluidSynth preview")
     args = parser.parse_args()
 
@@ -44,7 +45,7 @@ def main() -> None:
 
     # The draft holds your bars followed by the new ones; draft.repair lists any harmony fixes.
     print(f"{draft.key}, {draft.request['bars']} bars in all, {len(draft.repair['edits'])} harmony edits")
-    for kind, path in draft.save(args.out, force=True, audio=not args.no_audio).items():
+    for kind, path in draft.save(args.out, force=args.force, audio=not args.no_audio).items():
         print(f"{kind:9s} {path}")
 
 

@@ -15,6 +15,7 @@ from symusic import Note, Score, TimeSignature, Track
 
 import musedraft
 from musedraft.export import write_midi
+from musedraft.files import atomic_path, check_writable
 from musedraft.harmony import format_findings
 
 
@@ -40,7 +41,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("midi", nargs="?", type=Path, help="the MIDI file to repair (default: a built-in example)")
     parser.add_argument("-o", "--output", type=Path, default=Path("repaired.mid"))
+    parser.add_argument("--force", action="store_true", help="overwrite the output and its .json report")
     args = parser.parse_args()
+    report = args.output.with_suffix(".json")
+    if args.midi and args.output.resolve() == args.midi.resolve():
+        parser.error("the output would replace the file being repaired; give another -o")
+    for path in (args.output, report):  # before any work, as the musedraft CLI does
+        check_writable(path, args.force)
 
     # load_midi validates untrusted files: a broken one raises InvalidMidiError with the reason
     score = musedraft.load_midi(args.midi) if args.midi else flawed_example()
@@ -55,9 +62,9 @@ def main() -> None:
     print("\nAfter:")
     print(format_findings(result.findings_after))
 
-    write_midi(result.score, args.output, force=True)  # written atomically: whole or not at all
-    report = args.output.with_suffix(".json")
-    report.write_text(json.dumps(result.to_dict(), indent=1))
+    write_midi(result.score, args.output, force=args.force)  # written atomically: whole or not at all
+    with atomic_path(report, force=args.force) as tmp:
+        tmp.write_text(json.dumps(result.to_dict(), indent=1))
     print(f"\nwrote {args.output} and {report}")
 
 
