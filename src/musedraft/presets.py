@@ -25,7 +25,7 @@ class Scene:
     description: str  # one line for `musedraft scenes` and the docs
     style: str  # corpus style the model is conditioned on (one of STYLES)
     mode: str  # "major" or "minor"
-    tempo: tuple[int, int]  # (low, high) quarter notes per minute; the request picks inside it
+    tempo: tuple[int, int]  # (low, high) quarter notes per minute; a request that names no tempo gets the middle
     time_signature: str  # "4/4", "3/4", "6/8"...
     instruments: tuple[str, ...]  # names musedraft.instruments.get_instrument accepts, top part first
     density: float  # 0..1: fraction of grid positions with an onset; a hint to the generator
