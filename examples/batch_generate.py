@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import musedraft
+from musedraft.errors import MusedraftError
 from musedraft.metrics import groove_consistency, notes_per_bar, pitch_class_entropy, scale_consistency
 
 
@@ -56,4 +57,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except MusedraftError as exc:  # a message to act on (a bad file, an existing output), not a traceback
+        raise SystemExit(f"error: {exc}") from None

@@ -13,6 +13,7 @@ from pathlib import Path
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 import musedraft
+from musedraft.errors import MusedraftError
 
 
 def built_in_theme() -> Score:
@@ -50,4 +51,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except MusedraftError as exc:  # a message to act on (a bad file, an existing output), not a traceback
+        raise SystemExit(f"error: {exc}") from None

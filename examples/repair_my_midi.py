@@ -14,6 +14,7 @@ from pathlib import Path
 from symusic import Note, Score, TimeSignature, Track
 
 import musedraft
+from musedraft.errors import MusedraftError
 from musedraft.export import write_midi
 from musedraft.files import atomic_path, check_writable
 from musedraft.harmony import format_findings
@@ -69,4 +70,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except MusedraftError as exc:  # a message to act on (a bad file, an existing output), not a traceback
+        raise SystemExit(f"error: {exc}") from None
