@@ -178,8 +178,7 @@ def _cmd_compose(args) -> None:
     import musedraft  # noqa: PLC0415
 
     out = Path(args.out)
-    n = args.candidates if isinstance(args.candidates, int) and args.candidates > 1 else 1
-    _check_out(args, [out] if n == 1 else [out / f"seed-{args.seed + k}" for k in range(n)])
+    _check_out(args, [out] if args.candidates <= 1 else [out / f"seed-{args.seed + k}" for k in range(args.candidates)])
     drafts = musedraft.compose_candidates(args.candidates, args.style, scene=args.scene, key=args.key,
                                           tempo=args.tempo, time_signature=args.time_signature,
                                           instruments=args.instruments, bars=args.bars, seed=args.seed,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
 from musedraft.errors import RequestError
-from musedraft.export import key_name, key_signature
+from musedraft.export import key_of_signature, key_signature
 from musedraft.instruments import MOST_LINES, Instrument, get_instrument, instrument_of_track, lines_of
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
@@ -212,7 +212,8 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     if not isinstance(n, int) or not 1 <= n <= 64:
         raise RequestError(f"candidates must be a whole number from 1 to 64, not {n!r}.")
     t0 = time.perf_counter()
-    req = _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, loop)
+    req = check_request(style, scene=scene, key=key, tempo=tempo, time_signature=time_signature,
+                        instruments=instruments, bars=bars, seed=seed, loop=loop, temperature=temperature, top_p=top_p)
     composer = model if isinstance(model, Composer) else load_model(model)
     timings = {"load": time.perf_counter() - t0}
     insts = [get_instrument(i) for i in req.instruments]
@@ -273,15 +274,17 @@ def _sampling_overrides(temperature, top_p) -> dict[str, float]:
 def check_request(style: str | None = None, *, scene: str | None = None, key: str | None = None,
                   tempo: float | None = None, time_signature: str | None = None,
                   instruments: list[str | int] | None = None, bars: int = 16, seed: int = 0, loop: bool = False,
-                  temperature: float | None = None, top_p: float | None = None) -> None:
-    """Raise the RequestError `compose()` would for this request, without loading a model: a batch
-    (a pack) checks every request before composing any, so a typo in its last scene does not leave
-    half a pack behind. (Whether the model knows the metre is only known with the model.)"""
+                  temperature: float | None = None, top_p: float | None = None) -> Request:
+    """The resolved request, or the RequestError `compose()` raises for it, without loading a model:
+    compose() starts here, and a batch (a pack) checks every request before composing any, so a typo
+    in its last scene does not leave half a pack behind. (Whether the model knows the metre is only
+    known with the model.)"""
     req = _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, loop)
     for name in req.instruments:
         get_instrument(name)
     _ts_score(req.time_signature)
     _sampling_overrides(temperature, top_p)
+    return req
 
 
 def _ts_score(ts: str) -> Score:
@@ -461,8 +464,7 @@ def estimate_key(score: Score) -> str:
     """The key of a score: its MIDI key signature if it has one, else a Krumhansl-Schmuckler
     analysis (music21) of its duration-weighted pitch classes."""
     if len(score.key_signatures):
-        ks = score.key_signatures[0]
-        return key_name(int(ks.key), "minor" if int(ks.tonality) == 1 else "major")
+        return key_of_signature(score.key_signatures[0])
     from musedraft.harmony.keys import key_of_score  # noqa: PLC0415
 
     return key_of_score(score)

@@ -168,11 +168,10 @@ class Draft:
                 except RenderError as exc:
                     error = exc
                     audio_info = {"rendered": False, "error": str(exc), "error_type": type(exc).__name__}
-            kinds = [k for k in targets if k in stage.targets and (error is None or k not in _AUDIO)]
-            written = {k: targets[k] for k in kinds}
+            written = {k: p for k, p in stage.targets.items() if error is None or k not in _AUDIO}
             document = self._document(name, audio_info, timings, written)
             stage.path("json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            stage.commit(kinds)
+            stage.commit(list(written))
         if force and "wav" not in written:
             for stale in (targets["wav"], targets["ogg"]):
                 stale.unlink(missing_ok=True)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import mido
     from symusic import Score
 
-__all__ = ["write_midi", "midi_bytes", "midi_file", "key_signature", "key_name", "split_key", "assign_channels", "DRUM_CHANNEL"]
+__all__ = ["write_midi", "midi_bytes", "midi_file", "key_signature", "key_of_signature", "split_key", "assign_channels", "DRUM_CHANNEL"]
 
 DRUM_CHANNEL = 9  # GM percussion: "channel 10" counted from 1
 _MELODIC_CHANNELS = tuple(c for c in range(16) if c != DRUM_CHANNEL)
@@ -242,14 +242,16 @@ def _to_track(events: list[tuple[int, int, object]]) -> mido.MidiTrack:
     return track
 
 
-def key_name(sharps: int, mode: str) -> str:
-    """The key a signature names, spelt as `key_signature` reads it back: six flats in major is
-    Gb major, not F# major, so a file read back keeps its spelling.
+def key_of_signature(ks) -> str:
+    """The key a symusic KeySignature names, spelt as `key_signature` reads it back: six flats in
+    major is Gb major, not F# major, so a file read back keeps its spelling.
 
-    >>> key_name(-6, "major"), key_name(6, "major"), key_name(7, "minor"), key_name(0, "minor")
-    ('Gb major', 'F# major', 'A# minor', 'A minor')
+    >>> from symusic import KeySignature
+    >>> [key_of_signature(KeySignature(0, k, t)) for k, t in ((-6, 0), (6, 0), (7, 1), (0, 1))]
+    ['Gb major', 'F# major', 'A# minor', 'A minor']
     """
-    name = _key_name(sharps, mode)
+    mode = "minor" if int(ks.tonality) == 1 else "major"
+    name = _key_name(int(ks.key), mode)
     return f"{name[:-1]} minor" if mode == "minor" else f"{name} major"
 
 

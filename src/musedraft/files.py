@@ -77,7 +77,7 @@ class Staging:
     >>> with Staging({"a": folder / "a.txt", "b": folder / "b.txt"}, force=False) as stage:
     ...     _ = stage.path("a").write_text("A")
     ...     _ = stage.path("b").write_text("B")
-    ...     sorted(p.name for p in stage.commit().values())
+    ...     sorted(p.name for p in stage.commit(["a", "b"]).values())
     ['a.txt', 'b.txt']
     >>> try:
     ...     with Staging({"c": folder / "c.txt"}, force=False) as stage:
@@ -102,10 +102,10 @@ class Staging:
             self._temps[kind] = _temp_beside(self.targets[kind])
         return self._temps[kind]
 
-    def commit(self, kinds: list[str] | None = None) -> dict[str, Path]:
-        """Rename the staged files of `kinds` (default: every one written) onto their targets."""
+    def commit(self, kinds: list[str]) -> dict[str, Path]:
+        """Rename the staged files of `kinds` onto their targets."""
         done = {}
-        for kind in list(self._temps) if kinds is None else kinds:
+        for kind in kinds:
             _move(self._temps.pop(kind), self.targets[kind])
             done[kind] = self.targets[kind]
         return done

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from musedraft.export import key_name, key_signature, midi_bytes
+from musedraft.export import key_of_signature, key_signature, midi_bytes
 from musedraft.files import atomic_path, check_writable
 
 if TYPE_CHECKING:
@@ -80,8 +80,7 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     from music21.midi import translate  # noqa: PLC0415
 
     if key is None and len(score.key_signatures):
-        ks = score.key_signatures[0]
-        key = key_name(int(ks.key), "minor" if int(ks.tonality) == 1 else "major")
+        key = key_of_signature(score.key_signatures[0])
     kept = [t for t in score.tracks if len(t.notes)]
     snapped = quantise(score)
     snapped.tracks = [t for t in snapped.tracks if len(t.notes)]

@@ -60,7 +60,8 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
         outcome = _round(ctx, faults, cause, messages)
         if outcome == "unchanged":
             break
-        rounds += outcome == "moved"
+        if outcome == "moved":
+            rounds += 1
         ctx = build_context(base, config, pitch=ctx.pitch, drop=~ctx.alive)
         faults = all_faults(ctx)
     after = to_findings(ctx, faults)
