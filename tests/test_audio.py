@@ -18,7 +18,7 @@ import soundfile as sf
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from musedraft import audio
-from musedraft.errors import OutputExistsError, RenderError, RequestError, SoundFontError
+from musedraft.errors import MusedraftWarning, OutputExistsError, RenderError, RequestError, SoundFontError
 from musedraft.export import write_midi
 from musedraft.score import seconds_at_tick
 
@@ -162,6 +162,34 @@ def test_program_changes_the_timbre():
     notes = [(0, 2, 60), (2, 2, 64)]
     flute, trumpet = (audio.render(song(("x", p, notes, False))) for p in (73, 56))
     assert abs(centroid(flute) - centroid(trumpet)) > 200
+
+
+TIMGM = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")  # timgm6mb-soundfont: 8 drum kits where FluidR3 has 31
+
+
+@needs_fluidsynth
+@pytest.mark.skipif(not TIMGM.is_file(), reason="timgm6mb-soundfont is not installed")
+@pytest.mark.parametrize("backend", ["library", "cli"])
+def test_a_kit_the_font_lacks_plays_as_the_standard_kit_and_says_so(backend):
+    hat = [(b / 2, 0.5, 42) for b in range(8)]
+    room = song(("drums", 1, hat, True), ("violin", 40, [(0, 4, 67)], False))  # GS room kit: not in TimGM6mb
+    with pytest.warns(MusedraftWarning, match=r"lacks drum kit 1: it plays as drum kit 0 \(standard\)"):
+        out = audio.render(room, soundfont=TIMGM, backend=backend)  # the program itself used to fail the cli render
+    standard = song(("drums", 0, hat, True), ("violin", 40, [(0, 4, 67)], False))
+    if backend == "library":
+        assert np.array_equal(out, audio.render(standard, soundfont=TIMGM))
+    assert room.tracks[0].program == 1  # the caller's score is left as it was
+
+
+def test_a_missing_instrument_falls_back_within_its_family_then_to_program_0():
+    only = {(0, 0), (0, 41), (0, 43), (128, 0)}
+    has = lambda bank, p: (bank, p) in only  # noqa: E731
+    assert audio.substitute_program(False, 42, has) == 41  # cello → viola, the first string the font has
+    assert audio.substitute_program(False, 73, has) == 0  # no pipe at all → piano
+    assert audio.substitute_program(False, 43, has) == 43
+    assert audio.substitute_program(True, 25, has) == 0
+    with pytest.raises(SoundFontError, match="not a General MIDI font"):
+        audio.substitute_program(False, 73, lambda bank, p: p == 5)
 
 
 @needs_fluidsynth

@@ -2,7 +2,7 @@
 
 The last stage of the pipeline and the only module that touches FluidSynth. FluidSynth fails
 quietly (a missing sound font renders with some other font, or nothing), so every step is
-checked here: the font file, `sfload`, and the output level.
+checked here: the font file, `sfload`, every instrument's preset, and the output level.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from musedraft.errors import RenderError, RequestError, SoundFontError
+from musedraft.errors import MusedraftWarning, RenderError, RequestError, SoundFontError
 from musedraft.export import midi_bytes, midi_file
 from musedraft.files import atomic_path, check_writable
 from musedraft.score import seconds_at_tick
@@ -116,7 +117,11 @@ def render(
     Raises:
         RenderError: FluidSynth is missing, failed, the result is silent, or the score lasts
             longer than MAX_MINUTES (the audio would not fit in memory).
-        SoundFontError: no usable sound font.
+        SoundFontError: no usable sound font, or one with no preset a track can fall back to.
+
+    Warns:
+        MusedraftWarning: the font lacks a track's instrument, which plays as the nearest preset
+            it has (see `_playable`).
     """
     if not any(len(t.notes) for t in score.tracks):
         raise RenderError("The score has no notes; there is nothing to render.")
@@ -125,6 +130,7 @@ def render(
         raise RenderError(f"The score lasts {minutes:.0f} minutes; previews are rendered up to {MAX_MINUTES:.0f} minutes. "
                           "Render a section (score.clip(start, end)) or save without audio (--no-audio).")
     font = find_soundfont(soundfont)
+    score = _playable(score, font, sample_rate)
     if backend == "library":
         audio = _render_library(score, font, sample_rate)
     elif backend == "cli":
@@ -164,6 +170,9 @@ class _Synth:
         write.restype = ctypes.c_int
         self._write = write
 
+    def has_preset(self, bank: int, program: int) -> bool:
+        return self.synth.sfpreset_name(self.sfid, bank, program) is not None
+
     def __enter__(self) -> _Synth:
         return self
 
@@ -181,9 +190,14 @@ class _Synth:
 _PINNED: dict[str, _Synth] = {}  # font path → an idle synth holding its samples in FluidSynth's cache
 
 
-def _fresh_synth(font: Path, sample_rate: int) -> _Synth:
+def _pinned_synth(font: Path, sample_rate: int) -> _Synth:
     if str(font) not in _PINNED:
         _PINNED[str(font)] = _Synth(font, sample_rate)
+    return _PINNED[str(font)]
+
+
+def _fresh_synth(font: Path, sample_rate: int) -> _Synth:
+    _pinned_synth(font, sample_rate)
     return _Synth(font, sample_rate)
 
 
@@ -195,6 +209,58 @@ def _import_fluidsynth():
     if not hasattr(fluidsynth, "Synth"):  # an unrelated PyPI package is also called `fluidsynth`
         raise RenderError("The installed `fluidsynth` module is not pyfluidsynth: `pip uninstall fluidsynth && pip install pyfluidsynth`.")
     return fluidsynth
+
+
+def _playable(score: Score, font: Path, sample_rate: int) -> Score:
+    """The score with every track on a preset the font has, and a warning naming each substitute.
+
+    FluidSynth keeps a channel's last preset when a program change names one the font lacks (the
+    library returns an error code, the program prints an error and exits 0), so a violin would
+    play as a piano with no word said. We choose the substitute ourselves, the same for both
+    backends: the first preset of the same General MIDI family (strings, brass...), else program
+    0; a missing drum kit plays as the standard kit.
+    """
+    has = _pinned_synth(font, sample_rate).has_preset
+    swaps: dict[tuple[bool, int], int] = {}
+    for track in score.tracks:
+        key = (bool(track.is_drum), int(track.program))
+        if key not in swaps:
+            swaps[key] = substitute_program(*key, has)
+    swaps = {key: sub for key, sub in swaps.items() if sub != key[1]}
+    if not swaps:
+        return score
+    score = score.copy()
+    for track in score.tracks:
+        track.program = swaps.get((bool(track.is_drum), int(track.program)), int(track.program))
+    warnings.warn(f"{font.name} lacks " + "; ".join(f"{_preset_name(drum, old)}: it plays as {_preset_name(drum, new)}"
+                                                    for (drum, old), new in sorted(swaps.items()))
+                  + ". A complete General MIDI font (FluidR3_GM.sf2) has them all.", MusedraftWarning, stacklevel=3)
+    return score
+
+
+def substitute_program(is_drum: bool, program: int, has) -> int:
+    """`program` if the font `has(bank, program)`, else the nearest preset it has (see `_playable`).
+
+    >>> substitute_program(False, 42, lambda bank, p: p in (0, 40, 41))  # no cello: a violin
+    40
+    >>> substitute_program(True, 40, lambda bank, p: p == 0)  # no brushes: the standard kit
+    0
+    """
+    bank = 128 if is_drum else 0
+    family = [] if is_drum else list(range(program // 8 * 8, program // 8 * 8 + 8))
+    for candidate in [program, *family, 0]:
+        if has(bank, candidate):
+            return candidate
+    raise SoundFontError(f"The sound font has no {_preset_name(is_drum, program)} and no {_preset_name(is_drum, 0)} to "
+                         "play it with; it is not a General MIDI font. " + _INSTALL_FONT)
+
+
+def _preset_name(is_drum: bool, program: int) -> str:
+    if is_drum:
+        return f"drum kit {program}" + (" (standard)" if program == 0 else "")
+    import pretty_midi  # noqa: PLC0415
+
+    return f"program {program} ({pretty_midi.program_to_instrument_name(program)})"
 
 
 def _render_library(score: Score, font: Path, sample_rate: int) -> np.ndarray:

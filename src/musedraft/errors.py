@@ -16,6 +16,7 @@ __all__ = [
     "OutputExistsError",
     "OutputPathError",
     "CorpusError",
+    "MusedraftWarning",
 ]
 
 
@@ -58,3 +59,7 @@ class OutputPathError(MusedraftError, OSError):
 
 class CorpusError(MusedraftError):
     """The training corpus cache is missing or unusable."""
+
+
+class MusedraftWarning(UserWarning):
+    """A result was made, but not quite as asked (a sound font lacks an instrument, say)."""
