@@ -516,7 +516,28 @@ def _split_lines(track: Track, lines: list[Instrument]) -> list[Track]:
     return out
 
 
-def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int):
+@dataclass
+class _Prepared:
+    """A user's score in the model's terms, and what maps the model's answer back onto its tracks."""
+
+    header: list[int]
+    stream: list[int]  # the music as REMI ids, transposed by `shift` into the model's frame
+    shift: int
+    names: list[str]  # the user's pitched tracks
+    programs: list[int]
+    ranges: list[tuple[int, int]]  # per line, in the model's frame: the instrument's and the music's own
+    mode: str
+    request: Request
+    track_of_line: list[int]  # which of the user's tracks each line belongs to
+    tempos: list[Tempo]
+
+    def to_score(self, composer: Composer, ids: list[int]) -> Score:
+        """The model's ids back in the user's key, tracks, programs and tempo map."""
+        return _to_score(composer, ids, -self.shift, self.track_of_line, self.names, self.programs, self.request,
+                         self.tempos)
+
+
+def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int) -> _Prepared:
     """A user's score in the model's terms: normalised line tracks, header, stream, and how to map back.
 
     A keyboard track that plays chords is split into up to four lines (as compose() writes a piano),
@@ -539,13 +560,13 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     programs = [int(t.program) for t in pitched]
     insts = [instrument_of_track(name, program) for name, program in zip(names, programs, strict=True)]
     per_instrument, _ = _lines(insts, tok.vocab.config.max_tracks, [_most_at_once(t) for t in pitched])
-    line_tracks, line_insts, track_of_slot = [], [], []
+    line_tracks, line_insts, track_of_line = [], [], []
     for k, (track, lines) in enumerate(zip(pitched, per_instrument, strict=True)):
         for line, line_track in zip(lines, _split_lines(track, lines), strict=True):
             if len(line_track.notes):
                 line_tracks.append(line_track)
                 line_insts.append(line)
-                track_of_slot.append(k)
+                track_of_line.append(k)
     lined = score.copy()
     lined.tracks = line_tracks
     key = (request or {}).get("key") or estimate_key(score)
@@ -561,7 +582,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
         ranges.append((min(inst.low + shift, min(pitches)), max(inst.high + shift, max(pitches))))
     num, den = time_signature(score)
     req = Request(style, key, round(tempo_bpm(score), 2), f"{num}/{den}", names, bars, int(seed), False)
-    return header, stream, shift, names, programs, ranges, mode, req, track_of_slot, list(score.tempos)
+    return _Prepared(header, stream, shift, names, programs, ranges, mode, req, track_of_line, list(score.tempos))
 
 
 def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int = 0, repair: bool = True,
@@ -578,16 +599,15 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     t0 = time.perf_counter()
     bars, seed = _whole("bars", bars, 1, 256), _whole("seed", seed, 0, MAX_SEED)
     composer = model if isinstance(model, Composer) else load_model(model)
-    header, stream, shift, names, programs, ranges, mode, req, track_of_slot, tempos = _prepare(composer, primer, style,
-                                                                                                 bars, seed)
-    primer_bars = len(composer.tokenizer.bar_starts(stream))
-    cfg = _sampling(temperature, top_p, req.density)
+    p = _prepare(composer, primer, style, bars, seed)
+    primer_bars = len(composer.tokenizer.bar_starts(p.stream))
+    cfg = _sampling(temperature, top_p, p.request.density)
     t1 = time.perf_counter()
-    new = _generate(composer, header, stream, bars, ranges, mode, req, cfg, cadence=True, tempo=None)[0]
+    new = _generate(composer, p.header, p.stream, bars, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
-    req.bars = primer_bars + bars
-    score = _to_score(composer, header + stream + new, -shift, track_of_slot, names, programs, req, tempos)
-    return _finish(score, req, composer, repair, timings, t0, cadence=True)
+    p.request.bars = primer_bars + bars
+    score = p.to_score(composer, p.header + p.stream + new)
+    return _finish(score, p.request, composer, repair, timings, t0, cadence=True)
 
 
 def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed: int = 0, repair: bool = True,
@@ -600,9 +620,8 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     t0 = time.perf_counter()
     seed = _whole("seed", seed, 0, MAX_SEED)
     composer = model if isinstance(model, Composer) else load_model(model)
-    header, stream, shift, names, programs, ranges, mode, req, track_of_slot, tempos = _prepare(composer, source, style,
-                                                                                                 0, seed)
-    starts = list(composer.tokenizer.bar_starts(stream)) + [len(stream)]
+    p = _prepare(composer, source, style, 0, seed)
+    starts = list(composer.tokenizer.bar_starts(p.stream)) + [len(p.stream)]
     total = len(starts) - 1
     try:
         first, last = bars
@@ -611,16 +630,16 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     if not all(isinstance(b, numbers.Integral) for b in bars) or not 1 <= first <= last <= total:
         raise RequestError(f"bars={bars} must lie within 1-{total} (the music has {total} bars).")
     first, last = int(first), int(last)
-    prefix, suffix = stream[: starts[first - 1]], stream[starts[last]:]
-    cfg = _sampling(temperature, top_p, req.density)
+    prefix, suffix = p.stream[: starts[first - 1]], p.stream[starts[last]:]
+    cfg = _sampling(temperature, top_p, p.request.density)
     t1 = time.perf_counter()
     n = last - first + 1
     if suffix:
-        fixed = header + _fim_block(composer, prefix, _leading_bars(composer, suffix, composer.model.cfg.context // 4))
-        middle = _generate(composer, fixed, [], n, ranges, mode, req, cfg, cadence=False, tempo=None)[0]
+        fixed = p.header + _fim_block(composer, prefix, _leading_bars(composer, suffix, composer.model.cfg.context // 4))
+        middle = _generate(composer, fixed, [], n, p.ranges, p.mode, p.request, cfg, cadence=False, tempo=None)[0]
     else:
-        middle = _generate(composer, header, prefix, n, ranges, mode, req, cfg, cadence=True, tempo=None)[0]
+        middle = _generate(composer, p.header, prefix, n, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
-    req.bars = total
-    score = _to_score(composer, header + prefix + middle + suffix, -shift, track_of_slot, names, programs, req, tempos)
-    return _finish(score, req, composer, repair, timings, t0, cadence=not suffix)
+    p.request.bars = total
+    score = p.to_score(composer, p.header + prefix + middle + suffix)
+    return _finish(score, p.request, composer, repair, timings, t0, cadence=not suffix)
