@@ -228,6 +228,23 @@ def test_register_pull_draws_a_fresh_piece_to_its_instruments_not_a_primer(tiny_
     assert seen == [[get_instrument("soprano").middle + shift, get_instrument("bass voice").middle + shift], None]
 
 
+@pytest.mark.parametrize(("key", "register"), [("C major", "soprano"), ("F major", "alto"), ("G major", "soprano"), ("D minor", "alto")])
+def test_header_names_each_line_s_register_in_the_key_the_model_reads(tiny_composer, monkeypatch, key, register):
+    """Training sets a line's register token from its median in the C major / A minor frame; compose()
+    must name its lines the same way. A soprano centres on G#4 (68): in F major that is 63 in the
+    model's frame, an alto's band (it used to say soprano in every key)."""
+    seen = []
+    generate_batch = tiny_composer.generator.generate_batch
+
+    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
+        seen.append([tiny_composer.tokenizer.vocab.tokens[i] for i in fixed])
+        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
+
+    monkeypatch.setattr(tiny_composer.generator, "generate_batch", spy)
+    compose("chorale", key=key, instruments=["soprano"], bars=1, seed=1, repair=False, model=tiny_composer)
+    assert [t for t in seen[0] if t.startswith("Track_")] == [f"Track_{register}"]
+
+
 def test_regenerate_keeps_bars_outside_the_range(tiny_composer):
     draft = compose("chorale", key="G major", instruments=["soprano", "alto", "bass voice"], bars=6, seed=6,
                     repair=False, model=tiny_composer)

@@ -19,7 +19,14 @@ from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
 from musedraft.errors import RequestError
 from musedraft.export import key_of_signature, key_signature
-from musedraft.instruments import MOST_LINES, Instrument, get_instrument, instrument_of_track, lines_of
+from musedraft.instruments import (
+    MOST_LINES,
+    Instrument,
+    get_instrument,
+    instrument_of_track,
+    lines_of,
+    register_of,
+)
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
 if TYPE_CHECKING:
@@ -223,7 +230,9 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     shift = normalising_shift(tonic, mode)
     order = _slot_order(lines)
     slot_insts = [lines[i] for i in order]
-    controls = Controls(req.style, mode, [i.register for i in slot_insts])
+    # Training names a line's register from its median in the C major / A minor frame the model reads,
+    # so the centre is moved into that frame first: a soprano's G#4 in F major reads as D#4, an alto's band.
+    controls = Controls(req.style, mode, [register_of(i.middle + shift) for i in slot_insts])
     header = composer.tokenizer.header_ids(controls)
     if composer.tokenizer.unsupported_time_signature(_ts_score(req.time_signature)):
         raise RequestError(f"Time signature {req.time_signature} is not supported by this model.")
