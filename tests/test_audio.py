@@ -181,6 +181,17 @@ def test_a_kit_the_font_lacks_plays_as_the_standard_kit_and_says_so(backend):
     assert room.tracks[0].program == 1  # the caller's score is left as it was
 
 
+@needs_fluidsynth
+@pytest.mark.skipif(not TIMGM.is_file(), reason="timgm6mb-soundfont is not installed")
+def test_the_command_line_reports_a_substitute_in_one_line(tmp_path):
+    write_midi(song(("violin", 40, [(0, 2, 67)], False), ("drums", 1, [(0, 1, 42)], True)), tmp_path / "in.mid")
+    run = subprocess.run([sys.executable, "-m", "musedraft.cli", "render", str(tmp_path / "in.mid"), "-o",
+                          str(tmp_path / "out.wav"), "--soundfont", str(TIMGM)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and (tmp_path / "out.wav").is_file()
+    assert run.stderr.splitlines() == ["musedraft: warning: TimGM6mb.sf2 lacks drum kit 1: it plays as drum kit 0 "
+                                       "(standard). A complete General MIDI font (FluidR3_GM.sf2) has them all."]
+
+
 def test_a_missing_instrument_falls_back_within_its_family_then_to_program_0():
     only = {(0, 0), (0, 41), (0, 43), (128, 0)}
     has = lambda bank, p: (bank, p) in only  # noqa: E731

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import mido
 import numpy as np
@@ -14,7 +15,7 @@ from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from musedraft import audio
 from musedraft.draft import Draft, renpy_snippet
-from musedraft.errors import OutputExistsError, RenderError, SoundFontError
+from musedraft.errors import MusedraftWarning, OutputExistsError, RenderError, SoundFontError
 
 try:
     import fluidsynth  # noqa: F401
@@ -120,6 +121,26 @@ def test_a_missing_sound_font_still_leaves_the_editable_files(tmp_path):
     assert "fluid-soundfont-gm" in doc["audio"]["error"]
     assert doc["loop_points"]["length_samples"] == 4 * SR_BAR_SAMPLES  # still known without audio
     assert isinstance(caught.value, RenderError)
+
+
+TIMGM = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+
+
+@needs_audio
+@pytest.mark.skipif(not TIMGM.is_file(), reason="timgm6mb-soundfont is not installed")
+def test_an_instrument_the_font_lacks_is_named_in_draft_json(tmp_path):
+    d = draft(loop=False)
+    kit = Track(name="drums", program=1, is_drum=True)  # the GS room kit: TimGM6mb has no such kit
+    kit.notes.append(Note(0, TPQ, 42, 80))
+    d.score.tracks.append(kit)
+    with pytest.warns(MusedraftWarning, match="drum kit 1"):
+        d.save(tmp_path, soundfont=TIMGM)
+    doc = json.loads((tmp_path / "draft.json").read_text())
+    assert doc["audio"]["rendered"] is True
+    assert doc["audio"]["warnings"] == ["TimGM6mb.sf2 lacks drum kit 1: it plays as drum kit 0 (standard). "
+                                        "A complete General MIDI font (FluidR3_GM.sf2) has them all."]
+    draft(loop=False).save(tmp_path / "plain", soundfont=TIMGM)
+    assert "warnings" not in json.loads((tmp_path / "plain" / "draft.json").read_text())["audio"]
 
 
 @needs_audio

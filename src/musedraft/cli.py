@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 EXAMPLES = """examples:
@@ -350,12 +351,28 @@ COMMANDS = {"compose": _cmd_compose, "continue": _cmd_continue, "regenerate": _c
             "corpus": _cmd_corpus, "train": _cmd_train, "evaluate": _cmd_evaluate}
 
 
+def _one_line_warnings(python_format):
+    """A musedraft warning reads like an error, one line on stderr; other warnings keep Python's form
+    (file, line and source, which mean nothing to someone running a command)."""
+    from musedraft.errors import MusedraftWarning  # noqa: PLC0415
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, MusedraftWarning):
+            print(f"musedraft: warning: {message}", file=sys.stderr)
+        else:
+            python_format(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from musedraft.errors import MusedraftError  # noqa: PLC0415
 
     try:
-        COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            COMMANDS[args.command](args)
     except MusedraftError as exc:
         if args.debug:
             raise

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from musedraft.errors import RenderError
+from musedraft.errors import MusedraftWarning, RenderError
 from musedraft.files import Staging
 from musedraft.score import Score, bar_count, ticks_per_bar
 
@@ -56,7 +57,6 @@ class Draft:
     def to_pretty_midi(self) -> pretty_midi.PrettyMIDI:
         """The draft as pretty_midi sees the exported MIDI file (same tracks, programs, tempo)."""
         import io  # noqa: PLC0415
-        import warnings  # noqa: PLC0415
 
         import pretty_midi  # noqa: PLC0415
 
@@ -195,8 +195,12 @@ class Draft:
 
         font = find_soundfont(soundfont)
         t0 = time.perf_counter()
-        audio = render(self.score, soundfont=font, sample_rate=SAMPLE_RATE)
+        with warnings.catch_warnings(record=True) as caught:  # kept in draft.json, where a pack's user looks
+            warnings.simplefilter("always", MusedraftWarning)
+            audio = render(self.score, soundfont=font, sample_rate=SAMPLE_RATE)
         render_s = time.perf_counter() - t0
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         info: dict[str, Any] = {
             "rendered": True,
             "soundfont": str(font),
@@ -204,6 +208,9 @@ class Draft:
             "render_seconds": round(render_s, 4),
             "realtime_factor": round(len(audio) / SAMPLE_RATE / max(render_s, 1e-9), 1),
         }
+        substitutes = [str(w.message) for w in caught if issubclass(w.category, MusedraftWarning)]
+        if substitutes:
+            info["warnings"] = substitutes
         loop_points = None
         if self.loop:
             points = self.loop_points()
