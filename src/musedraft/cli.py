@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _save(draft, args) -> None:
-    files = draft.save(args.out, force=args.force, audio=not args.no_audio, soundfont=args.soundfont)
+def _save(draft, folder: Path, args) -> None:
+    files = draft.save(folder, force=args.force, audio=not args.no_audio, soundfont=args.soundfont)
     for kind, path in files.items():
         print(f"{kind:9s} {path}")
 
@@ -179,15 +179,15 @@ def _cmd_compose(args) -> None:
     import musedraft  # noqa: PLC0415
 
     out = Path(args.out)
-    _check_out(args, [out] if args.candidates <= 1 else [out / f"seed-{args.seed + k}" for k in range(args.candidates)])
+    folders = [out] if args.candidates <= 1 else [out / f"seed-{args.seed + k}" for k in range(args.candidates)]
+    _check_out(args, folders)
     drafts = musedraft.compose_candidates(args.candidates, args.style, scene=args.scene, key=args.key,
                                           tempo=args.tempo, time_signature=args.time_signature,
                                           instruments=args.instruments, bars=args.bars, seed=args.seed,
                                           loop=args.loop, repair=not args.no_repair,
                                           temperature=args.temperature, model=args.model)
-    for draft in drafts:
-        args.out = out if len(drafts) == 1 else out / f"seed-{draft.seed}"
-        _save(draft, args)
+    for draft, folder in zip(drafts, folders, strict=True):  # draft k has seed args.seed + k
+        _save(draft, folder, args)
 
 
 def _cmd_continue(args) -> None:
@@ -195,7 +195,8 @@ def _cmd_continue(args) -> None:
 
     _check_out(args, [Path(args.out)])
     _save(musedraft.continue_midi(args.primer, bars=args.bars, style=args.style, seed=args.seed,
-                                  repair=not args.no_repair, temperature=args.temperature, model=args.model), args)
+                                  repair=not args.no_repair, temperature=args.temperature, model=args.model),
+          Path(args.out), args)
 
 
 def _cmd_regenerate(args) -> None:
@@ -203,7 +204,8 @@ def _cmd_regenerate(args) -> None:
 
     _check_out(args, [Path(args.out)])
     _save(musedraft.regenerate(args.midi, bars=args.bars, style=args.style, seed=args.seed,
-                               repair=not args.no_repair, temperature=args.temperature, model=args.model), args)
+                               repair=not args.no_repair, temperature=args.temperature, model=args.model),
+          Path(args.out), args)
 
 
 def _cmd_check(args) -> None:

@@ -533,8 +533,7 @@ class _Prepared:
     header: list[int]
     stream: list[int]  # the music as REMI ids, transposed by `shift` into the model's frame
     shift: int
-    names: list[str]  # the user's pitched tracks
-    programs: list[int]
+    programs: list[int]  # of the user's pitched tracks, whose names are the request's instruments
     ranges: list[tuple[int, int]]  # per line, in the model's frame: the instrument's and the music's own
     mode: str
     request: Request
@@ -543,8 +542,8 @@ class _Prepared:
 
     def to_score(self, composer: Composer, ids: list[int]) -> Score:
         """The model's ids back in the user's key, tracks, programs and tempo map."""
-        return _to_score(composer, ids, -self.shift, self.track_of_line, self.names, self.programs, self.request,
-                         self.tempos)
+        return _to_score(composer, ids, -self.shift, self.track_of_line, self.request.instruments, self.programs,
+                         self.request, self.tempos)
 
 
 def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int) -> _Prepared:
@@ -597,7 +596,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
         ranges.append((min(inst.low + shift, min(pitches)), max(inst.high + shift, max(pitches))))
     num, den = time_signature(score)
     req = Request(style, key, round(tempo_bpm(score), 2), f"{num}/{den}", names, bars, int(seed), False)
-    return _Prepared(header, stream, shift, names, programs, ranges, mode, req, track_of_line, list(score.tempos))
+    return _Prepared(header, stream, shift, programs, ranges, mode, req, track_of_line, list(score.tempos))
 
 
 def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int = 0, repair: bool = True,
