@@ -69,7 +69,7 @@ def _many_notes() -> bytes:
 
 BAD_FILES = {  # name → (bytes, a phrase the error message must contain)
     "zero_bytes": (b"", "not a Standard MIDI File"),
-    "truncated_header": (VALID[:10], "not a Standard MIDI File"),
+    "truncated_header": (VALID[:10], "cut short"),
     "truncated_track": (VALID[: len(VALID) // 2], "unreadable MIDI"),
     "random_bytes": (np.random.default_rng(1).bytes(4096), "not a Standard MIDI File"),
     "header_then_garbage": (header() + np.random.default_rng(2).bytes(2000), "unreadable MIDI"),

@@ -60,8 +60,11 @@ def load_midi(source: str | os.PathLike | bytes) -> Score:
         if path.stat().st_size > MidiLimits.max_bytes:
             raise InvalidMidiError(f"{path}: larger than {MidiLimits.max_bytes >> 20} MB; not a MIDI file we accept.")
         data = path.read_bytes()
-    if len(data) < 14 or data[:4] != b"MThd":
+    if data[:4] != b"MThd":
         raise InvalidMidiError(f"{name}: not a Standard MIDI File (it must start with the 'MThd' header).")
+    if len(data) < 14:
+        raise InvalidMidiError(f"{name}: cut short ({len(data)} bytes, inside the 14-byte MIDI header); "
+                               "the download or copy did not finish.")
     if len(data) > MidiLimits.max_bytes:
         raise InvalidMidiError(f"{name}: larger than {MidiLimits.max_bytes >> 20} MB.")
     declared_tracks = int.from_bytes(data[10:12], "big")
