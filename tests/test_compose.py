@@ -116,6 +116,16 @@ def test_keyboards_give_up_inner_voices_when_the_eight_slots_run_short():
         _lines([get_instrument("violin")] * 9, 8)
 
 
+def test_instruments_by_general_midi_name_and_an_electric_piano_plays_like_a_piano():
+    # A DAW's instrument list gives GM names; game cues lean on the electric piano, bells and banjo.
+    assert get_instrument("Tubular Bells") == get_instrument("bells") == get_instrument(14)
+    assert get_instrument("banjo").program == 105 and get_instrument("Lead 1 (square)").program == 80
+    rhodes = _lines([get_instrument("Electric Piano 1")], 8)[0][0]
+    assert [(i.program, i.low, i.high) for i in rhodes] == [(4, 60, 91), (4, 55, 79), (4, 48, 72), (4, 28, 62)]
+    with pytest.raises(RequestError, match="General MIDI name"):
+        get_instrument("kazoo")
+
+
 def test_final_chord_is_the_tonic_triad_with_the_bass_on_the_tonic(drafts):
     for req, draft in drafts:
         tonic, mode = parse_key(req["key"])

@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help='e.g. "D major", "F# minor"')
     p.add_argument("--tempo", type=float, help="quarter notes per minute")
     p.add_argument("--time-signature", help='e.g. "3/4"')
-    p.add_argument("--instruments", type=_instruments, help="comma-separated names or GM programs")
+    p.add_argument("--instruments", type=_instruments,
+                   help="comma-separated names (violin, 'electric piano', 'Tubular Bells': ours or General MIDI's) "
+                        "or GM programs 0-127")
     p.add_argument("--bars", type=int, default=16)
     p.add_argument("--loop", action="store_true", help="end so that the piece loops seamlessly")
     p.add_argument("--candidates", type=int, default=1,

@@ -7,6 +7,7 @@ ranges are ours (standard orchestration ranges, sounding pitch, MIDI numbers).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from musedraft.errors import RequestError
@@ -36,16 +37,21 @@ class Instrument:
 # (name, program, low, high). Aliases below map everyday names onto these.
 _TABLE = [
     ("piano", 0, 21, 108),
+    ("electric piano", 4, 28, 100),  # a Rhodes' 73 keys
     ("harpsichord", 6, 29, 89),
     ("celesta", 8, 60, 108),
     ("glockenspiel", 9, 79, 108),
     ("music box", 10, 60, 96),
     ("vibraphone", 11, 53, 89),
     ("marimba", 12, 45, 96),
+    ("xylophone", 13, 65, 108),
+    ("tubular bells", 14, 60, 77),
+    ("dulcimer", 15, 50, 88),
     ("organ", 19, 36, 96),
     ("accordion", 21, 53, 89),
     ("harmonica", 22, 60, 96),
     ("acoustic guitar", 24, 40, 83),
+    ("steel guitar", 25, 40, 83),
     ("electric guitar", 27, 40, 86),
     ("acoustic bass", 32, 28, 55),
     ("electric bass", 33, 28, 60),
@@ -57,6 +63,7 @@ _TABLE = [
     ("timpani", 47, 40, 57),
     ("strings", 48, 36, 96),
     ("pizzicato strings", 45, 36, 91),
+    ("synth strings", 50, 36, 96),
     ("choir", 52, 40, 81),
     ("soprano", 52, 60, 81),
     ("alto", 53, 53, 74),
@@ -84,10 +91,13 @@ _TABLE = [
     ("synth lead", 80, 48, 96),
     ("synth pad", 88, 36, 96),
     ("sitar", 104, 48, 84),
+    ("banjo", 105, 48, 81),
+    ("shamisen", 106, 47, 83),
     ("koto", 107, 48, 91),
     ("kalimba", 108, 60, 88),
     ("bagpipe", 109, 55, 81),
     ("fiddle", 110, 55, 100),
+    ("steel drums", 114, 55, 84),
 ]
 
 _ALIASES = {
@@ -107,6 +117,12 @@ _ALIASES = {
     "lead": "synth lead",
     "saxophone": "alto sax",
     "sax": "alto sax",
+    "rhodes": "electric piano",
+    "epiano": "electric piano",
+    "bells": "tubular bells",
+    "chimes": "tubular bells",
+    "steel pan": "steel drums",
+    "steelpan": "steel drums",
 }
 
 # Choir programs (choir aahs, voice oohs, synth voice) are used interchangeably for sung parts, so a
@@ -139,6 +155,7 @@ REGISTERS: tuple[tuple[str, int], ...] = (  # (name, lowest median pitch that be
 # 37-53% too few. A harp keeps three: no held-out piece has one to measure a fourth against.
 _LINES = {
     "piano": ((60, 91), (55, 79), (48, 72), (28, 62)),
+    "electric piano": ((60, 91), (55, 79), (48, 72), (28, 62)),
     "harpsichord": ((60, 89), (55, 77), (48, 70), (29, 62)),
     "organ": ((60, 91), (55, 79), (48, 72), (36, 62)),
     "harp": ((60, 96), (48, 76), (24, 60)),
@@ -184,10 +201,14 @@ def instrument_names() -> list[str]:
 
 
 def get_instrument(name_or_program: str | int) -> Instrument:
-    """Look an instrument up by everyday name ('violin', 'horn') or GM program number.
+    """Look an instrument up by everyday name ('violin', 'horn'), General MIDI name ('Tubular Bells',
+    'Pad 2 (warm)') or GM program number.
 
     A program we have no range for gets the GM name and a generous two-octave-and-a-half range
     around middle C, so any of the 128 programs can be requested.
+
+    >>> get_instrument("Electric Piano 1").name, get_instrument("pad 2 (warm)").program
+    ('electric piano', 89)
     """
     if isinstance(name_or_program, int):
         if not 0 <= name_or_program <= 127:
@@ -203,10 +224,20 @@ def get_instrument(name_or_program: str | int) -> Instrument:
     key = _ALIASES.get(key, key)
     if key in INSTRUMENTS:
         return INSTRUMENTS[key]
+    if key in _gm_programs():
+        return get_instrument(_gm_programs()[key])
     raise RequestError(
-        f"Unknown instrument {name_or_program!r}. Use a GM program number (0-127) or one of: "
-        + ", ".join(instrument_names())
+        f"Unknown instrument {name_or_program!r}. Use a GM program number (0-127), a General MIDI name "
+        "('Tubular Bells') or one of: " + ", ".join(instrument_names())
     )
+
+
+@functools.cache
+def _gm_programs() -> dict[str, int]:
+    """Lower-case General MIDI name → program, so a name copied from a DAW's instrument list works."""
+    import pretty_midi  # noqa: PLC0415  (as above: only for names we have no entry for)
+
+    return {pretty_midi.program_to_instrument_name(p).lower(): p for p in range(128)}
 
 
 def instrument_of_track(name: str | None, program: int) -> Instrument:
