@@ -13,7 +13,7 @@ from symusic import Score
 
 from musedraft.harmony.clash import vertical_faults
 from musedraft.harmony.config import RULES, HarmonyConfig
-from musedraft.harmony.findings import Finding
+from musedraft.harmony.findings import Finding, in_file_order
 from musedraft.harmony.rules import (
     crossing_faults,
     out_of_key_faults,
@@ -21,7 +21,15 @@ from musedraft.harmony.rules import (
     range_faults,
     voice_faults,
 )
-from musedraft.harmony.scan import Context, Fault, build_context, new_dissonant_pairs, pairs_at
+from musedraft.harmony.scan import (
+    Context,
+    Fault,
+    build_context,
+    in_voice_order,
+    new_dissonant_pairs,
+    pairs_at,
+    voice_order,
+)
 from musedraft.harmony.theory import interval_name
 from musedraft.score import load_midi
 
@@ -46,8 +54,10 @@ def check(score: Score | str | os.PathLike, config: HarmonyConfig | None = None)
     Returns:
         One Finding per offending note and rule, sorted by time then track.
     """
-    ctx = build_context(as_score(score), config or HarmonyConfig())
-    return to_findings(ctx, all_faults(ctx))
+    score = as_score(score)
+    order = voice_order(score)
+    ctx = build_context(in_voice_order(score, order), config or HarmonyConfig())
+    return in_file_order(to_findings(ctx, all_faults(ctx)), order)
 
 
 def _clash_faults(ctx: Context, onset_ids: np.ndarray | None) -> list[Fault]:

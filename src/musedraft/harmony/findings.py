@@ -6,11 +6,11 @@ without knowing anything about music theory.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from symusic import Score
 
-__all__ = ["Finding", "Edit", "RepairResult", "format_findings"]
+__all__ = ["Finding", "Edit", "RepairResult", "format_findings", "in_file_order"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,16 @@ class RepairResult:
         return {"edits": [e.to_dict() for e in self.edits],
                 "findings_before": [f.to_dict() for f in self.findings_before],
                 "findings_after": [f.to_dict() for f in self.findings_after]}
+
+
+def in_file_order(findings: list[Finding], order: list[int]) -> list[Finding]:
+    """Findings made on a score with its tracks in `order` (scan.voice_order), told by the tracks'
+    indices in the file; still in time order, then file order."""
+    if order == sorted(order):
+        return findings
+    moved = [replace(f, track=order[f.track], other_track=None if f.other_track is None else order[f.other_track])
+             for f in findings]
+    return sorted(moved, key=lambda f: (f.time, f.track))
 
 
 def format_findings(findings: list[Finding]) -> str:

@@ -11,6 +11,7 @@ no edits: its first round is the last round of the first call.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 from symusic import Score
@@ -25,8 +26,16 @@ from musedraft.harmony.check import (
     to_findings,
 )
 from musedraft.harmony.config import RULES, HarmonyConfig
-from musedraft.harmony.findings import Edit, RepairResult
-from musedraft.harmony.scan import Context, Fault, build_context, pairs_at, tick_score
+from musedraft.harmony.findings import Edit, RepairResult, in_file_order
+from musedraft.harmony.scan import (
+    Context,
+    Fault,
+    build_context,
+    in_voice_order,
+    pairs_at,
+    tick_score,
+    voice_order,
+)
 
 __all__ = ["repair"]
 
@@ -48,7 +57,9 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
         findings before and after.
     """
     config = config or HarmonyConfig()
-    base = tick_score(as_score(score))
+    given = tick_score(as_score(score))
+    order = voice_order(given)
+    base = in_voice_order(given, order)  # the rules read voices top first, whatever the file's order
     ctx = build_context(base, config)
     faults = all_faults(ctx)
     before = to_findings(ctx, faults)
@@ -65,7 +76,20 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
         ctx = build_context(base, config, pitch=ctx.pitch, drop=~ctx.alive)
         faults = all_faults(ctx)
     after = to_findings(ctx, faults)
-    return RepairResult(_apply(base, ctx), _edits(ctx, original, cause, messages), before, after)
+    edits = [replace(e, track=order[e.track]) for e in _edits(ctx, original, cause, messages)]
+    return RepairResult(_in_file_order(_apply(base, ctx), order), sorted(edits, key=lambda e: (e.time, e.track)),
+                        in_file_order(before, order), in_file_order(after, order))
+
+
+def _in_file_order(score: Score, order: list[int]) -> Score:
+    """Undo scan.in_voice_order: track order[i] of the file is track i of `score`."""
+    if order == sorted(order):
+        return score
+    tracks = [None] * len(order)
+    for i, t in enumerate(order):
+        tracks[t] = score.tracks[i]
+    score.tracks = tracks
+    return score
 
 
 def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages: dict[int, str]) -> str:
