@@ -25,6 +25,8 @@ __all__ = [
     "tempo_bpm",
     "seconds_at_tick",
     "notes_array",
+    "voice_order",
+    "in_voice_order",
     "NOTE_DTYPE",
 ]
 
@@ -101,6 +103,34 @@ def _validated(score: Score, name: str) -> Score:
     if hours > MidiLimits.max_hours:
         raise InvalidMidiError(f"{name}: lasts {hours:.0f} hours; absurd tick values? At most {MidiLimits.max_hours:.0f} h are accepted.")
     return score
+
+
+def voice_order(score: Score) -> list[int]:
+    """The score's tracks top first by the median pitch of their notes (drum and empty tracks last,
+    each group otherwise in file order).
+
+    The model and the harmony rules read track order as voice order (the corpus lists parts top to
+    bottom): the model's slot 0 is the top part, and for the rules the last line is the bass a
+    fourth is judged against and a line sounding above one listed before it crosses it. A DAW file
+    may list its bass first, and a draft lists its instruments as they were asked for
+    (["cello", "violin"]).
+    """
+    def rank(t: int) -> tuple:
+        track = score.tracks[t]
+        if track.is_drum or not len(track.notes):
+            return (1, 0.0, t)
+        return (0, -float(np.median(track.notes.numpy()["pitch"])), t)
+
+    return sorted(range(len(score.tracks)), key=rank)
+
+
+def in_voice_order(score: Score, order: list[int]) -> Score:
+    """`score` with its tracks in `order` (the score itself when that is its own order)."""
+    if order == sorted(order):
+        return score
+    out = score.copy()
+    out.tracks = [score.tracks[t].copy() for t in order]
+    return out
 
 
 def seconds_at_tick(score: Score, tick: int) -> float:

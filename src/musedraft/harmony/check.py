@@ -25,13 +25,11 @@ from musedraft.harmony.scan import (
     Context,
     Fault,
     build_context,
-    in_voice_order,
     new_dissonant_pairs,
     pairs_at,
-    voice_order,
 )
 from musedraft.harmony.theory import interval_name
-from musedraft.score import load_midi
+from musedraft.score import in_voice_order, load_midi, voice_order
 
 __all__ = ["check", "all_faults", "region_faults", "target_faults", "Region", "region_of", "to_findings", "as_score"]
 

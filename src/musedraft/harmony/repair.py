@@ -31,11 +31,10 @@ from musedraft.harmony.scan import (
     Context,
     Fault,
     build_context,
-    in_voice_order,
     pairs_at,
     tick_score,
-    voice_order,
 )
+from musedraft.score import in_voice_order, voice_order
 
 __all__ = ["repair"]
 

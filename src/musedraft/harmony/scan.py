@@ -20,41 +20,12 @@ from musedraft.harmony.meter import Meter
 from musedraft.harmony.theory import dissonance_table
 from musedraft.instruments import Instrument, instrument_of_track
 
-__all__ = ["Context", "Fault", "build_context", "tick_score", "voice_order", "in_voice_order", "new_dissonant_pairs",
-           "pairs_at"]
+__all__ = ["Context", "Fault", "build_context", "tick_score", "new_dissonant_pairs", "pairs_at"]
 
 
 def tick_score(score: Score) -> Score:
     """The score in ticks (symusic scores can also count quarters or seconds)."""
     return score if "tick" in str(score.ttype).lower() else score.to("tick")
-
-
-def voice_order(score: Score) -> list[int]:
-    """The score's tracks top first by the median pitch of their notes (drum and empty tracks last,
-    each group otherwise in file order).
-
-    The rules read track order as voice order: the last line is the bass a fourth is judged
-    against, and a line sounding above one listed before it crosses it. The corpus lists parts top
-    to bottom, but a DAW file may list its bass first and a draft lists its instruments as they
-    were asked for (["cello", "violin"]): read in file order, a reversed chorale had 12
-    voice-crossings instead of 1 and its fourths judged above the soprano.
-    """
-    def rank(t: int) -> tuple:
-        track = score.tracks[t]
-        if track.is_drum or not len(track.notes):
-            return (1, 0.0, t)
-        return (0, -float(np.median(track.notes.numpy()["pitch"])), t)
-
-    return sorted(range(len(score.tracks)), key=rank)
-
-
-def in_voice_order(score: Score, order: list[int]) -> Score:
-    """`score` with its tracks in `order` (the score itself when that is its own order)."""
-    if order == sorted(order):
-        return score
-    out = score.copy()
-    out.tracks = [score.tracks[t].copy() for t in order]
-    return out
 
 
 @dataclass(frozen=True)
@@ -127,7 +98,7 @@ class Context:
         return self.key_of(note).spell(self.pitch[note] if pitch is None else pitch)
 
     def bass(self, k: int) -> int:
-        """The bass note at onset k: the lowest voice (see voice_order) when every sounding track is a
+        """The bass note at onset k: the lowest voice (see score.voice_order) when every sounding track is a
         single voice (a tenor dipping under the bass does not make a 6/4), else the lowest pitch."""
         notes = self.sounding[k]
         if all(self.is_line[self.track[i]] for i in notes):
