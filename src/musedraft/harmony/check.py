@@ -21,13 +21,7 @@ from musedraft.harmony.rules import (
     range_faults,
     voice_faults,
 )
-from musedraft.harmony.scan import (
-    Context,
-    Fault,
-    build_context,
-    new_dissonant_pairs,
-    pairs_at,
-)
+from musedraft.harmony.scan import Context, Fault, build_context, new_dissonant_pairs, pairs_at
 from musedraft.harmony.theory import interval_name
 from musedraft.score import in_voice_order, load_midi, voice_order
 

@@ -70,7 +70,7 @@ class RepairResult:
 
 
 def in_file_order(findings: list[Finding], order: list[int]) -> list[Finding]:
-    """Findings made on a score with its tracks in `order` (scan.voice_order), told by the tracks'
+    """Findings made on a score with its tracks in `order` (score.voice_order), told by the tracks'
     indices in the file; still in time order, then file order."""
     if order == sorted(order):
         return findings

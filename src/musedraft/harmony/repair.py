@@ -27,13 +27,7 @@ from musedraft.harmony.check import (
 )
 from musedraft.harmony.config import RULES, HarmonyConfig
 from musedraft.harmony.findings import Edit, RepairResult, in_file_order
-from musedraft.harmony.scan import (
-    Context,
-    Fault,
-    build_context,
-    pairs_at,
-    tick_score,
-)
+from musedraft.harmony.scan import Context, Fault, build_context, pairs_at, tick_score
 from musedraft.score import in_voice_order, voice_order
 
 __all__ = ["repair"]
@@ -76,19 +70,9 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
         faults = all_faults(ctx)
     after = to_findings(ctx, faults)
     edits = [replace(e, track=order[e.track]) for e in _edits(ctx, original, cause, messages)]
-    return RepairResult(_in_file_order(_apply(base, ctx), order), sorted(edits, key=lambda e: (e.time, e.track)),
+    back = np.argsort(order).tolist()  # the file's track t is track back[t] of `base`
+    return RepairResult(in_voice_order(_apply(base, ctx), back), sorted(edits, key=lambda e: (e.time, e.track)),
                         in_file_order(before, order), in_file_order(after, order))
-
-
-def _in_file_order(score: Score, order: list[int]) -> Score:
-    """Undo scan.in_voice_order: track order[i] of the file is track i of `score`."""
-    if order == sorted(order):
-        return score
-    tracks = [None] * len(order)
-    for i, t in enumerate(order):
-        tracks[t] = score.tracks[i]
-    score.tracks = tracks
-    return score
 
 
 def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages: dict[int, str]) -> str:
