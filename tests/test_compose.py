@@ -126,6 +126,16 @@ def test_instruments_by_general_midi_name_and_an_electric_piano_plays_like_a_pia
         get_instrument("kazoo")
 
 
+@pytest.mark.parametrize("name", ["drums", "Drum Kit", "percussion"])
+def test_asking_for_drums_says_why_there_are_none_and_what_to_use(name):
+    """A game maker's first request is often drums: the answer says there is no kit (the corpus has no
+    percussion) and names the pitched drums that do work, not a list of 60 other instruments."""
+    with pytest.raises(RequestError, match="no drum kit") as caught:
+        get_instrument(name)
+    assert "timpani" in str(caught.value) and "Taiko Drum" in str(caught.value)
+    assert get_instrument("Taiko Drum").program == 116 and get_instrument("timpani").program == 47
+
+
 def test_final_chord_is_the_tonic_triad_with_the_bass_on_the_tonic(drafts):
     for req, draft in drafts:
         tonic, mode = parse_key(req["key"])

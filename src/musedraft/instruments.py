@@ -226,10 +226,19 @@ def get_instrument(name_or_program: str | int) -> Instrument:
         return INSTRUMENTS[key]
     if key in _gm_programs():
         return get_instrument(_gm_programs()[key])
+    if key in _DRUM_KITS:
+        raise RequestError(
+            f"{name_or_program!r}: no drum kit. musedraft writes pitched parts only (the music21 corpus it learnt "
+            "from has no percussion tracks): add drums in your DAW, or ask for 'timpani' or a pitched drum "
+            "program (116 Taiko Drum, 117 Melodic Tom, 118 Synth Drum)."
+        )
     raise RequestError(
         f"Unknown instrument {name_or_program!r}. Use a GM program number (0-127), a General MIDI name "
         "('Tubular Bells') or one of: " + ", ".join(instrument_names())
     )
+
+
+_DRUM_KITS = frozenset({"drums", "drum", "drum kit", "drumkit", "drum set", "drumset", "kit", "percussion"})
 
 
 @functools.cache
