@@ -1,7 +1,8 @@
 """Are the request's controls honoured? Compose N drafts with varied requests and check each one.
 
 Checks per draft: exact bar count, time signature, tempo, only the requested instruments (each
-inside its range), and music21's key analysis of the result against the requested key.
+inside its range, and each sounding in at least half the bars), and music21's key analysis of the
+result against the requested key.
 Writes docs/benchmarks_controls.md.
 
     python benchmarks/controls.py --n 50 [--model FOLDER] [--seed S]
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import musedraft
 from musedraft.instruments import get_instrument
-from musedraft.score import bar_count, tempo_bpm, time_signature
+from musedraft.score import bar_count, tempo_bpm, ticks_per_bar, time_signature
 
 KEYS = ["C major", "G major", "D major", "A major", "F major", "Bb major", "Eb major", "E major",
         "A minor", "E minor", "D minor", "G minor", "C minor", "F# minor", "B minor", "C# minor"]
@@ -51,7 +52,8 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     composer = musedraft.load_model(args.model)
-    ok = {"bars": 0, "time signature": 0, "tempo": 0, "instruments": 0, "ranges": 0, "key (music21)": 0}
+    ok = {"bars": 0, "time signature": 0, "tempo": 0, "instruments": 0, "each instrument heard in half the bars": 0,
+          "ranges": 0, "key (music21)": 0}
     misses, seconds = [], 0.0
     for i in range(args.n):
         key, ts, inst, style = rng.choice(KEYS), rng.choice(METRES), rng.choice(ENSEMBLES), rng.choice(STYLES)
@@ -65,6 +67,10 @@ def main() -> None:
         ok["time signature"] += "{}/{}".format(*time_signature(s)) == ts
         ok["tempo"] += abs(tempo_bpm(s) - tempo) < 0.01
         ok["instruments"] += [t.program for t in s.tracks] == [get_instrument(n).program for n in inst]
+        bar = ticks_per_bar(s)
+        ok["each instrument heard in half the bars"] += all(
+            2 * len({b for n in t.notes for b in range(n.time // bar, (n.end - 1) // bar + 1)}) >= args.bars
+            for t in s.tracks)
         ok["ranges"] += all(get_instrument(n).low <= note.pitch <= get_instrument(n).high
                             for n, t in zip(inst, s.tracks, strict=True) for note in t.notes)
         found = music21_key(s)

@@ -19,12 +19,14 @@ from musedraft import compose, load_model
 from musedraft.harmony import HarmonyConfig, repair
 from musedraft.metrics import compute_all
 from musedraft.presets import scenes
+from musedraft.score import ticks_per_bar
 
 # Session 1's sampling, then each later change on top of the previous one.
 OLD = dict(temperature=0.9, top_p=0.95, key_penalty=5.0, tonic_bias=0.5, clash_penalty=0.0, parallel_penalty=0.0,
            entry_bias=0.0, gap_penalty=0.0, leading_tone_bias=0.0, ambitus_penalty=0.0,
            long_note_penalty=0.0, chromatic_budget=False, rest_budget=False, entry_rest=0.0, voice_budget=False,
-           length_penalty=0.0, register_penalty=0.0, balance_penalty=0.0, tonic_budget=False, rest_pull=0.0)
+           length_penalty=0.0, register_penalty=0.0, balance_penalty=0.0, tonic_budget=False, rest_pull=0.0,
+           tacet_bars=0.0)
 STEPS = [
     ("session 1: T 0.9, top-p 0.95, key penalty 5, tonic bias 0.5", {}),
     ("+ voice-leading guidance (clash 4.5, parallels 4.5)", dict(clash_penalty=4.5, parallel_penalty=4.5)),
@@ -41,9 +43,15 @@ STEPS = [
     ("+ register pull 0.3", dict(register_penalty=0.3)),
     ("+ pitch-class balance 0.5, tonic bias only within the triad's share",
      dict(balance_penalty=0.5, tonic_budget=True)),
-    ("+ rest pull 1.5 while the piece owes its style silence (the defaults)", dict(rest_pull=1.5)),
+    ("+ rest pull 1.5 while the piece owes its style silence", dict(rest_pull=1.5)),
+    ("+ a line resting two bars pulled in whatever the budget (the defaults)", dict(tacet_bars=2.0)),
 ]
 METRICS = ("pitch_class_entropy", "groove_consistency", "polyphony", "notes_per_bar", "pitch_range")
+
+
+def heard_bars(track, bar: int) -> int:
+    """Bars in which the track sounds: an instrument the request named that plays in few is missing."""
+    return len({b for note in track.notes for b in range(note.time // bar, (note.end - 1) // bar + 1)})
 
 
 def run(settings: dict, n: int, model) -> dict:
@@ -54,7 +62,7 @@ def run(settings: dict, n: int, model) -> dict:
         presets = scenes()
         found: Counter = Counter()
         values: dict[str, list[float]] = {m: [] for m in METRICS}
-        bars = notes = edits = 0
+        bars = notes = edits = sitting_out = 0
         for i in range(n):
             scene = presets[i % len(presets)]
             draft = compose(scene=scene.name, bars=16, seed=100 + i, repair=False, model=model)
@@ -62,6 +70,7 @@ def run(settings: dict, n: int, model) -> dict:
             found.update(f.rule for f in result.findings_before)
             edits += len(result.edits)
             notes += sum(len(t.notes) for t in draft.score.tracks)
+            sitting_out += sum(heard_bars(t, ticks_per_bar(draft.score)) < 8 for t in draft.score.tracks)
             bars += 16
             for m, v in compute_all(draft.score).items():
                 if m in values:
@@ -71,7 +80,7 @@ def run(settings: dict, n: int, model) -> dict:
     per100 = lambda *rules: round(100 * sum(found[r] for r in rules) / bars, 1)  # noqa: E731
     return {"clash": per100("clash"), "weak-clash": per100("weak-clash"),
             "parallels": per100("parallel-fifths", "parallel-octaves"), "out-of-key": per100("out-of-key"),
-            "edits_pct": round(100 * edits / max(1, notes), 1),
+            "edits_pct": round(100 * edits / max(1, notes), 1), "sitting_out": sitting_out,
             **{m: round(statistics.fmean(v), 3) for m, v in values.items()}}
 
 
@@ -86,16 +95,18 @@ def main() -> None:
         settings.update(change)
         r = run(settings, args.n, model)
         rows.append([label, r["clash"], r["weak-clash"], r["parallels"], r["out-of-key"], f"{r['edits_pct']}%",
-                     *(r[m] for m in METRICS)])
+                     r["sitting_out"], *(r[m] for m in METRICS)])
         print(label, r, flush=True)
     text = "\n".join([
         "## Sampling settings: what each one does (same requests and seeds)",
         "",
         f"`{command()}` — {machine()}; model `{model.model_id}`. {args.n} drafts per row, one per scene preset in "
         "turn (16 bars, seeds 100...), checked before repair with the style's `HarmonyConfig`; faults per 100 bars, "
-        "the share of notes repair edits, and metric means (docs/evaluation.md compares them with real pieces).",
+        "the share of notes repair edits, how many of the drafts' instruments sound in fewer than 8 of the 16 bars, "
+        "and metric means (docs/evaluation.md compares them with real pieces).",
         "",
-        table(["sampling", "clash", "weak clash", "parallels", "out of key", "repair edits", "pitch-class entropy",
+        table(["sampling", "clash", "weak clash", "parallels", "out of key", "repair edits", "sitting out",
+               "pitch-class entropy",
                "groove consistency", "polyphony", "notes per bar", "pitch range"], rows),
     ])
     publish("guidance", text)

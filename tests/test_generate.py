@@ -259,6 +259,36 @@ def test_entry_bias_stops_once_the_lines_have_played_the_styles_share(tok, gen):
     assert bias(0.4, SamplingConfig(voice_budget=False)) == [2.0, 0.0, 2.0, 2.0]
 
 
+
+def test_a_quiet_instrument_resting_two_bars_is_pulled_in_whatever_the_budget_and_harder_each_bar(tok, gen):
+    """The voice budget counts all lines together: with the others busy, one instrument could sit a
+    whole draft out. An instrument silent `tacet_bars` bars that has played less than half the style's
+    share gets the entry bias anyway, and `tacet_pull` more for each further bar; one that has played
+    its share may rest (a piano's inner voice, while its other lines play), and the lines that sang
+    recently keep the budget's answer."""
+    from musedraft.generate import _Progress  # noqa: PLC0415
+
+    v, res = tok.vocab, tok.vocab.config.beat_res
+    p = _Progress()
+    tenor = (v["Program_2"], v["Pitch_55"], v["Duration_4.0.4"])
+    for bar in range(4):  # four bars of 4/4: soprano and alto sing whole notes, the tenor bar 1 only, the bass never
+        for tid in (tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_72"], v["Duration_4.0.4"],
+                    v["Program_1"], v["Pitch_60"], v["Duration_4.0.4"], *(tenor if bar == 0 else ())):
+            gen._advance(p, tid)
+    gen._advance(p, v[f"Position_{2 * res}"])  # bar 4, beat 3: 3.5 bars in; tenor and bass have rested 2.5 and 3.5
+
+    def bias(cfg: SamplingConfig, tracks: tuple[int, ...] | None = (0, 1, 2, 3)) -> list[float]:
+        c = Constraints(bars=8, time_signature="4/4", pitch_ranges=RANGES, cadence=False, sounding=0.4,
+                        tracks=None if tracks is None else list(tracks))
+        return list(gen._allowed(p, c, cfg)[1][gen.program_ids[:4]])
+
+    assert p.played_share(4) >= 0.4 and p.line_share(2) == pytest.approx(1 / 3.5)  # budget met; the tenor sang 0.29
+    assert bias(SamplingConfig(tacet_bars=0)) == [0.0, 0.0, 0.0, 0.0]
+    assert bias(SamplingConfig(tacet_bars=2, tacet_pull=2.0)) == [0.0, 0.0, 0.0, 5.0]  # the bass: 2 + 2 x 1.5 bars
+    assert bias(SamplingConfig(tacet_bars=4)) == [0.0, 0.0, 0.0, 0.0]  # not yet four bars
+    assert bias(SamplingConfig(), tracks=(0, 1, 2, 2)) == [0.0, 0.0, 0.0, 0.0]  # one instrument: it played in bar 1
+    assert bias(SamplingConfig(), tracks=None) == [0.0, 0.0, 0.0, 0.0]  # a primer's lines rest as written
+
 def silent_beats(notes: list[tuple[int, int, int, int]], res: int) -> int:
     """Beats (from the first note to the last note's end) in which nothing sounds."""
     first, last = min(n[0] for n in notes), max(n[1] for n in notes)

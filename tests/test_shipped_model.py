@@ -48,3 +48,17 @@ def test_cli_compose_with_the_shipped_model_writes_all_files(tmp_path):
     assert bar_count(score) == 8
     report = json.loads((out / "draft.json").read_text())
     assert report["loop"] and report["loop_points"]["length_samples"] > 0 and report["repair"] is not None
+
+
+def test_every_instrument_of_a_five_line_scene_plays():
+    """A scene's instruments are what its user asked for. With two bass lines (cello's register taken,
+    timpani above the contrabass) the model all but dropped the fifth: the contrabass of "tense" seed 1
+    sounded in 1 of 16 bars, a single note. A line resting two bars is now pulled back in."""
+    from musedraft.score import ticks_per_bar  # noqa: PLC0415
+
+    for scene in ("tense", "battle"):
+        score = musedraft.compose(scene=scene, bars=16, seed=1).score
+        bar = ticks_per_bar(score)
+        for track in score.tracks:
+            heard = {b for n in track.notes for b in range(n.time // bar, (n.end - 1) // bar + 1)}
+            assert len(heard) >= 8, f"{scene}: {track.name} sounds in {len(heard)} of 16 bars"

@@ -240,25 +240,27 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     cfg = _sampling(temperature, top_p, req.density)
     ranges = [(i.low + shift, i.high + shift) for i in slot_insts]
     centres = [i.middle + shift for i in slot_insts]
+    tracks = [owner[i] for i in order]
     reqs = [replace(req, seed=req.seed + k) for k in range(n)]
     t1 = time.perf_counter()
     if loop:
         bodies = _generate(composer, header, [], req.bars - _CLOSING_BARS, ranges, mode, reqs, cfg, cadence=False,
-                           centres=centres)
+                           centres=centres, tracks=tracks)
         streams = []
         for body, r in zip(bodies, reqs, strict=True):
             fixed = header + _fim_block(composer, body, _first_bars(composer, body, _CLOSING_BARS))
             closing = _generate(composer, fixed, [], _CLOSING_BARS, ranges, mode, [r], cfg, cadence=False,
-                                tempo=None, seed_offset=1, centres=centres)[0]
+                                tempo=None, seed_offset=1, centres=centres, tracks=tracks)[0]
             streams.append(body + closing)
     else:
-        streams = _generate(composer, header, [], req.bars, ranges, mode, reqs, cfg, cadence=True, centres=centres)
+        streams = _generate(composer, header, [], req.bars, ranges, mode, reqs, cfg, cadence=True, centres=centres,
+                            tracks=tracks)
     timings["generate"] = time.perf_counter() - t1
     if n > 1:
         timings["candidates_in_batch"] = n
     drafts = []
     for stream, r in zip(streams, reqs, strict=True):
-        score = _to_score(composer, header + stream, -shift, [owner[i] for i in order], _track_names(insts),
+        score = _to_score(composer, header + stream, -shift, tracks, _track_names(insts),
                           [i.program for i in insts], r)
         drafts.append(_finish(score, r, composer, repair, dict(timings), t0, cadence=not loop))
     return drafts
@@ -310,10 +312,11 @@ def _ts_score(ts: str) -> Score:
 
 
 def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, tempo="request", seed_offset=0,
-              centres=None):
+              centres=None, tracks=None):
     """New streams (EOS dropped), one per request in `reqs` (same request, different seeds), in one batch.
-    `centres` (a fresh piece's instruments' registers) draw drifting lines back; a primer's lines
-    centre where the user put them, so a continuation goes without."""
+    `centres` (a fresh piece's instruments' registers) draw drifting lines back, and `tracks` (the
+    instrument of each line) pull in an instrument sitting the piece out; a primer's lines centre
+    and rest where the user put them, so a continuation goes without both."""
     from musedraft.generate import Constraints  # noqa: PLC0415
 
     reqs = [reqs] if isinstance(reqs, Request) else reqs
@@ -322,7 +325,7 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
     habits = h.guidance(mode, reqs[0].time_signature) if h else {}
     c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
                     tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh,
-                    centres=centres, **habits)
+                    centres=centres, tracks=tracks, **habits)
     seeds = [r.seed * 7919 + seed_offset for r in reqs]
     rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
     return [[t for t in new if t != composer.tokenizer.eos] for new in rows]

@@ -283,7 +283,7 @@ def evaluation_markdown(results: list[dict[str, Any]], command: str = "musedraft
     """The whole docs/evaluation.md: method, the table, how many comparisons meet the target."""
     pairs = [m["within_target"] for r in results for m in r["metrics"].values()]
     model_ids = sorted({str(r["model_id"]) for r in results})
-    notes = [f"- {r['style']}: {n}" for r in results for n in r["notes"] ]
+    notes = [f"- {r['style']}: {n}" for r in results for n in r["notes"]]
     rows = "\n".join(f"| {r['style']} | {r['n_drafts']} | {r['bars']['generated']} | {r['n_real']} | "
                      f"{r['bars']['real']} | {r.get('n_train', '—')} | {r['seconds']:.0f} |" for r in results)
     return "\n".join([
