@@ -13,7 +13,7 @@ from itertools import pairwise
 import mido
 import pytest
 import torch
-from symusic import KeySignature, Score, Track
+from symusic import KeySignature, Note, Score, Track
 from tests.conftest import make_score
 
 from musedraft.composer import _lines, _most_at_once, compose, compose_candidates, continue_midi, regenerate
@@ -201,6 +201,45 @@ def test_continue_midi_keeps_the_primer_and_adds_exactly_n_bars(tiny_composer, t
     assert kept == quantised(primer)
     assert any(x[1] >= end for x in notes_of(draft.score))
 
+
+
+def test_continue_midi_leaves_the_primer_as_written_velocities_drums_and_all(tiny_composer, tiny_corpus):
+    """The primer is the user's music: the repair edits only the new bars (it used to correct Bach's
+    own notes in 3 of 5 chorale primers), the primer's velocities survive (the tokens carry none, and
+    every note came back at 84 or 72), and a drum track comes back as it was (it was dropped)."""
+    primer = chorale_primer(tiny_corpus).resample(TPQ)
+    for k, track in enumerate(primer.tracks):
+        for i, note in enumerate(track.notes):
+            note.velocity = 40 + (7 * i + k) % 60
+    end = bar_count(primer) * ticks_per_bar(primer)
+    drums = Track(name="Kit", program=0, is_drum=True)
+    for t in range(0, end, primer.ticks_per_quarter):
+        drums.notes.append(Note(t, primer.ticks_per_quarter // 2, 36 + 2 * (t // primer.ticks_per_quarter % 2), 90))
+    primer.tracks.append(drums)
+    for seed in range(3):
+        draft = continue_midi(primer, bars=2, model=tiny_composer, repair=True, seed=seed)
+        assert not [e for e in draft.repair["edits"] if e["time"] < end]
+        kept = Counter(x for x in notes_of(draft.score) if x[1] < end)
+        assert kept == quantised(primer)
+        velocities = {(k, n.time, n.pitch): n.velocity for k, t in enumerate(primer.tracks) for n in t.notes}
+        assert all(velocities[(k, n.time, n.pitch)] == n.velocity
+                   for k, t in enumerate(draft.score.tracks[:-1]) for n in t.notes if n.time < end)
+        last = draft.score.tracks[-1]
+        assert (last.name, last.is_drum, [(n.time, n.pitch) for n in last.notes]) == \
+            ("Kit", True, [(n.time, n.pitch) for n in drums.notes])
+
+
+def test_regenerate_keeps_the_other_bars_velocities_and_repairs_only_its_own(tiny_composer, tiny_corpus):
+    source = chorale_primer(tiny_corpus).resample(TPQ)
+    for track in source.tracks:
+        for i, note in enumerate(track.notes):
+            note.velocity = 30 + i % 50
+    bar = ticks_per_bar(source)
+    new = regenerate(source, bars=(2, 3), model=tiny_composer, repair=True, seed=4)
+    assert all(bar <= e["time"] < 3 * bar for e in new.repair["edits"])
+    given = {(k, n.time, n.pitch): n.velocity for k, t in enumerate(source.tracks) for n in t.notes}
+    outside = [(k, n) for k, t in enumerate(new.score.tracks) for n in t.notes if not bar <= n.time < 3 * bar]
+    assert outside and all(given[(k, n.time, n.pitch)] == n.velocity for k, n in outside)
 
 def test_a_primer_listing_its_bass_first_is_continued_as_if_listed_top_first(tiny_composer, tiny_corpus):
     """The model reads slot 0 as the top part (the shipped model scores held-out chorales at 2.3 nats a

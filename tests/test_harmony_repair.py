@@ -4,6 +4,7 @@ hypothesis properties (rhythm kept, never more notes, a second repair changes no
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
+from musedraft.errors import RequestError
 from musedraft.harmony import HarmonyConfig, check, repair
 from musedraft.harmony.check import all_faults, region_faults, region_of
 from musedraft.harmony.testing import chorale, context_of, inject_errors, voices
@@ -125,6 +127,37 @@ def test_repair_is_deterministic_and_idempotent(chorales):
     assert repair(first.score).edits == []
     assert [f.to_dict() for f in check(first.score)] == [f.to_dict() for f in first.findings_after]
 
+
+
+def test_repair_within_bars_edits_only_those_and_fixes_a_fault_at_their_edge_on_their_side(chorales):
+    """A continuation's primer and the rest of a regenerated piece are the user's: repair(bars=...)
+    moves only notes struck in those bars, and a fault between a kept note and a free one moves the
+    free one."""
+    bad, _ = inject_errors(chorales["bwv66.6"], 0.08, seed=5)
+    bar = 4 * bad.ticks_per_quarter
+    whole = repair(bad)
+    assert {e.time // bar + 1 for e in whole.edits} - set(range(3, 7))  # edits outside bars 3-6 ...
+    part = repair(bad, bars=(3, 6))
+    assert part.edits and all(3 <= e.time // bar + 1 <= 6 for e in part.edits)  # ... not with bars=(3, 6)
+
+    def outside(score):
+        return [[(n.time, n.pitch) for n in t.notes if not 3 <= n.time // bar + 1 <= 6] for t in score.tracks]
+
+    assert outside(part.score) == outside(bad)
+    with pytest.raises(RequestError, match="first <= last"):
+        repair(bad, bars=(6, 3))
+    with pytest.raises(RequestError, match="two bar numbers"):
+        repair(bad, bars=7)
+
+
+def test_the_repair_command_takes_bars_too(chorales, tmp_path, capsys):
+    from musedraft.cli import main  # noqa: PLC0415
+
+    bad, _ = inject_errors(chorales["bwv66.6"], 0.08, seed=5)
+    bad.dump_midi(str(tmp_path / "song.mid"))
+    assert main(["repair", str(tmp_path / "song.mid"), "-o", str(tmp_path / "fixed.mid"), "--bars", "3-6", "--json"]) == 0
+    edits = json.loads(capsys.readouterr().out)["edits"]
+    assert edits and {e["bar"] for e in edits} <= {3, 4, 5, 6}
 
 def test_a_file_that_lists_its_bass_first_is_checked_and_repaired_as_the_same_voices(chorales):
     # The rules read voices top first; a DAW file (or a draft of ["cello", "violin"]) may list them

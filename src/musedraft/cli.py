@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--force", action="store_true")
     p.add_argument("--json", action="store_true", help="print the edit report as JSON")
+    p.add_argument("--bars", type=_bars_range, default=None,
+                   help="first-last, 1-based, e.g. 9-16: edit only notes struck in these bars, keep the rest as written")
 
     p = sub.add_parser("render", help="render a MIDI file (with at least one pitched part) to audio with FluidSynth")
     p.add_argument("midi", type=Path)
@@ -224,7 +226,7 @@ def _cmd_repair(args) -> None:
     from musedraft.score import load_midi  # noqa: PLC0415
 
     check_writable(args.output, args.force)
-    result = repair(load_midi(args.midi))
+    result = repair(load_midi(args.midi), bars=args.bars)
     write_midi(result.score, args.output, force=args.force)
     if args.json:
         print(json.dumps({"edits": [e.to_dict() for e in result.edits],

@@ -429,7 +429,9 @@ def _track_names(insts: list[Instrument]) -> list[str]:
 
 
 def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, timings: dict, t0: float,
-            cadence: bool = False):
+            cadence: bool = False, bars: tuple[int, int] | None = None):
+    """The Draft of a score: repaired (only `bars`, first to last, where the rest is the user's music
+    and stays as they wrote it), the closing chord kept, the report and timings recorded."""
     from musedraft.draft import Draft  # noqa: PLC0415
 
     report = None
@@ -439,7 +441,7 @@ def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, tim
 
         t = time.perf_counter()
         config = HarmonyConfig.for_style(req.style)
-        result = harmony_repair(score, config)
+        result = harmony_repair(score, config, bars=bars)
         edits, repaired = result.edits, result.score
         if cadence:  # the closing chord was written to the key's tonic on purpose: repair keeps it
             last_bar = (req.bars - 1) * _bar_ticks(req)
@@ -542,11 +544,26 @@ class _Prepared:
     request: Request
     track_of_line: list[int]  # which of the user's tracks each line belongs to
     tempos: list[Tempo]
+    source: Score  # the user's score at TPQ, every track
+    modelled: list[int]  # the index in source.tracks of each track the model writes (its pitched ones, at most 8)
 
-    def to_score(self, composer: Composer, ids: list[int]) -> Score:
-        """The model's ids back in the user's key, tracks, programs and tempo map."""
-        return _to_score(composer, ids, -self.shift, self.track_of_line, self.request.instruments, self.programs,
-                         self.request, self.tempos)
+    def to_score(self, composer: Composer, ids: list[int], written: tuple[int, int]) -> Score:
+        """The model's ids back in the user's key, tracks, programs and tempo map. Outside `written`
+        (ticks: the bars the model wrote) the user's notes keep their velocities, which the tokens do
+        not carry; the tracks the model does not write (drums, parts past the eighth) come back as
+        they were, in the file's track order."""
+        score = _to_score(composer, ids, -self.shift, self.track_of_line, self.request.instruments, self.programs,
+                          self.request, self.tempos)
+        grid = TPQ // composer.tokenizer.vocab.config.beat_res  # where the tokenizer put each note
+        for track, k in zip(score.tracks, self.modelled, strict=True):
+            given = {(n.pitch, round(n.time / grid)): n.velocity for n in self.source.tracks[k].notes}
+            for note in track.notes:
+                if not written[0] <= note.time < written[1]:
+                    note.velocity = given.get((note.pitch, round(note.time / grid)), note.velocity)
+        ours = dict(zip(self.modelled, score.tracks, strict=True))
+        score.tracks = [ours[i] if i in ours else t.copy() for i, t in enumerate(self.source.tracks)
+                        if i in ours or len(t.notes)]
+        return score
 
 
 def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int) -> _Prepared:
@@ -567,7 +584,8 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
                            "musedraft writes one metre a piece: cut the file at the change and give either part.")
     tok = composer.tokenizer
     score = score.resample(TPQ)
-    pitched = [t for t in score.tracks if not t.is_drum and len(t.notes)][: tok.vocab.config.max_tracks]
+    modelled = [i for i, t in enumerate(score.tracks) if not t.is_drum and len(t.notes)][: tok.vocab.config.max_tracks]
+    pitched = [score.tracks[i] for i in modelled]
     names = [t.name.strip() or f"Track {i + 1}" for i, t in enumerate(pitched)]
     programs = [int(t.program) for t in pitched]
     insts = [instrument_of_track(name, program) for name, program in zip(names, programs, strict=True)]
@@ -599,7 +617,8 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
         ranges.append((min(inst.low + shift, min(pitches)), max(inst.high + shift, max(pitches))))
     num, den = time_signature(score)
     req = Request(style, key, round(tempo_bpm(score), 2), f"{num}/{den}", names, bars, int(seed), False)
-    return _Prepared(header, stream, shift, programs, ranges, mode, req, track_of_line, list(score.tempos))
+    return _Prepared(header, stream, shift, programs, ranges, mode, req, track_of_line, list(score.tempos), score,
+                     modelled)
 
 
 def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int = 0, repair: bool = True,
@@ -608,7 +627,9 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
 
     Args:
         primer: a MIDI path, MIDI bytes, a symusic Score or a Draft. Its tracks (up to 8 pitched ones)
-            keep their names and programs; its notes are quantised to the model's 32nd-note grid.
+            keep their names and programs and go on; its notes are quantised to the model's 32nd-note
+            grid and keep their velocities, and the repair leaves them alone (it edits the new bars
+            only). Drum tracks, and pitched ones past the eighth, come back as they were, with no new bars.
         bars: how many new bars to add after the primer's last bar.
     Returns:
         A Draft holding the primer followed by the continuation, in the primer's key, tempo and metre.
@@ -623,8 +644,10 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     new = _generate(composer, p.header, p.stream, bars, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     p.request.bars = primer_bars + bars
-    score = p.to_score(composer, p.header + p.stream + new)
-    return _finish(score, p.request, composer, repair, timings, t0, cadence=True)
+    bar = _bar_ticks(p.request)
+    score = p.to_score(composer, p.header + p.stream + new, (primer_bars * bar, (primer_bars + bars) * bar))
+    return _finish(score, p.request, composer, repair, timings, t0, cadence=True,
+                   bars=(primer_bars + 1, primer_bars + bars))
 
 
 def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed: int = 0, repair: bool = True,
@@ -632,7 +655,8 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     """Rewrite bars `first..last` (1-based, inclusive), keeping the music before and after them.
 
     The new bars are written with both sides in view (fill-in-the-middle), so they lead into what
-    follows; regenerating the final bars writes a new cadence instead.
+    follows; regenerating the final bars writes a new cadence instead. The repair edits the new bars
+    only; the others keep their notes and velocities, and drum tracks come back as they were.
     """
     t0 = time.perf_counter()
     seed = _whole("seed", seed, 0, MAX_SEED)
@@ -658,5 +682,6 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
         middle = _generate(composer, p.header, prefix, n, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     p.request.bars = total
-    score = p.to_score(composer, p.header + prefix + middle + suffix)
-    return _finish(score, p.request, composer, repair, timings, t0, cadence=not suffix)
+    bar = _bar_ticks(p.request)
+    score = p.to_score(composer, p.header + prefix + middle + suffix, ((first - 1) * bar, last * bar))
+    return _finish(score, p.request, composer, repair, timings, t0, cadence=not suffix, bars=(first, last))

@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 from symusic import Score
 
+from musedraft.errors import RequestError
 from musedraft.harmony.check import (
     Region,
     all_faults,
@@ -38,12 +39,16 @@ _PARTNER_RULES = {"clash", "weak-clash", "parallel-fifths", "parallel-octaves", 
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
-def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None) -> RepairResult:
+def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None, *,
+           bars: tuple[int, int] | None = None) -> RepairResult:
     """Fix what check() finds with the smallest pitch changes; deterministic and idempotent.
 
     Args:
         score: a symusic Score (left untouched) or a MIDI path.
         config: the same settings check() takes; `repair_rules`, `max_move` and `allow_drop` steer repair.
+        bars: (first, last), 1-based and inclusive: only notes struck in these bars may change, so the
+            bars around them stay as written (a continuation's primer, the rest of a regenerated
+            piece); a fault between a kept note and a free one is fixed on the free one. None: all.
 
     Returns:
         RepairResult with the new score, one Edit per changed note (original → final pitch), and the
@@ -60,8 +65,10 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
     cause: dict[int, Fault] = {}  # note → the first fault an edit to it removed
     messages: dict[int, str] = {}
     rounds = 0
+    if bars is not None:
+        bars = _bar_range(bars)
     while rounds < _MAX_ROUNDS:  # a round cut short by a drop does not count: each drop removes a note, so they end
-        outcome = _round(ctx, faults, cause, messages)
+        outcome = _round(ctx, faults, cause, messages, _free(ctx, bars))
         if outcome == "unchanged":
             break
         if outcome == "moved":
@@ -75,7 +82,27 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
                         in_file_order(before, order), in_file_order(after, order))
 
 
-def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages: dict[int, str]) -> str:
+def _bar_range(bars) -> tuple[int, int]:
+    """(first, last) as ints, or the RequestError a caller can act on."""
+    try:
+        first, last = (int(b) for b in bars)
+    except (TypeError, ValueError):
+        raise RequestError(f"bars must be (first, last), two bar numbers, not {bars!r}.") from None
+    if not 1 <= first <= last:
+        raise RequestError(f"bars={bars!r} must have 1 <= first <= last.")
+    return first, last
+
+
+def _free(ctx: Context, bars: tuple[int, int] | None) -> np.ndarray:
+    """Per note: whether repair may change it (struck within `bars`, or anywhere without them)."""
+    if bars is None:
+        return np.ones(len(ctx.start), dtype=bool)
+    bar = ctx.bar[ctx.first]
+    return (bar >= bars[0]) & (bar <= bars[1])
+
+
+def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages: dict[int, str],
+           free: np.ndarray) -> str:
     """One pass over the score's faults (freshly found) in time order: "moved" if notes moved,
     "dropped" as soon as a note is dropped (the voices are re-linked before going on), else "unchanged".
 
@@ -90,13 +117,13 @@ def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages:
         if f.key not in current:
             continue  # an earlier edit already fixed it
         message = to_findings(ctx, [f])[0].message
-        fixed = _move(ctx, f, current)
+        fixed = _move(ctx, f, current, free)
         if fixed is not None:
             cause.setdefault(fixed, f)
             messages.setdefault(fixed, message)
             changed = True
         elif ctx.config.allow_drop and ctx.config.severity_of(f.rule) == "error" and f.rule in ("clash", "out-of-range"):
-            if _drop(ctx, f):
+            if free[f.note] and _drop(ctx, f):
                 cause.setdefault(f.note, f)
                 messages.setdefault(f.note, message)
                 return "dropped"
@@ -156,13 +183,14 @@ def _try(ctx: Context, x: int, f: Fault, worst: int) -> tuple[int, int, set, set
     return None
 
 
-def _move(ctx: Context, f: Fault, current: set) -> int | None:
+def _move(ctx: Context, f: Fault, current: set, free: np.ndarray) -> int | None:
     """Apply the best move that fixes f, of the offending note or its partner: the one leaving the
     fewest dissonances where f was, then the smallest; between equals keep the melody (the top
     voice) and move a lower voice. Returns the note moved."""
     notes = [f.note]
     if f.other is not None and f.rule in _PARTNER_RULES:
         notes.append(f.other)
+    notes = [x for x in notes if free[x]]
     top = ctx.top(f.onset)
     best = None
     for x in notes:
