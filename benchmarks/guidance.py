@@ -44,7 +44,7 @@ STEPS = [
     ("+ pitch-class balance 0.5, tonic bias only within the triad's share",
      dict(balance_penalty=0.5, tonic_budget=True)),
     ("+ rest pull 1.5 while the piece owes its style silence", dict(rest_pull=1.5)),
-    ("+ a line resting two bars pulled in whatever the budget (the defaults)", dict(tacet_bars=2.0)),
+    ("+ an instrument that sat out two bars pulled in whatever the budget (the defaults)", dict(tacet_bars=2.0)),
 ]
 METRICS = ("pitch_class_entropy", "groove_consistency", "polyphony", "notes_per_bar", "pitch_range")
 
