@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -93,6 +94,14 @@ class Constraints:
     @property
     def bass_slot(self) -> int:
         return min(range(self.slots), key=lambda k: sum(self.pitch_ranges[k]))
+
+    @cached_property
+    def instruments(self) -> list[list[int]]:
+        """The slots of each instrument (`tracks`), worked out once a request, not at every onset; none without tracks."""
+        groups: dict[int, list[int]] = {}
+        for k, track in enumerate(self.tracks or ()):
+            groups.setdefault(track, []).append(k)
+        return list(groups.values())
 
 
 _CLASHES = np.array([d in (1, 2, 6, 10, 11) for d in range(12)])  # seconds, tritones, sevenths (and ninths)
@@ -372,11 +381,10 @@ class Generator:
         voice may rest while its hands play, and pulling every line that had rested two bars made
         romantic drafts (piano and voice) range 11.2% wider than their pieces, not 6.7% (30 drafts);
         and an instrument that has played its share may rest as long as it likes."""
-        if not cfg.tacet_bars or c.tracks is None:
-            return {}
+        if not cfg.tacet_bars or c.tracks is None or p.now < cfg.tacet_bars * p.bar_length:
+            return {}  # (a fresh piece's lines have rested at most since bar 1)
         out: dict[int, float] = {}
-        for track in set(c.tracks):
-            slots = [k for k, t in enumerate(c.tracks) if t == track]
+        for slots in c.instruments:
             rested = (p.now - max(p.ended.get(k, 0) for k in slots)) / max(p.bar_length, 1)  # never heard: since bar 1
             shares = [x for x in (p.line_share(k) for k in slots) if x is not None]
             quiet = c.sounding is None or not shares or max(shares) < c.sounding / 2
