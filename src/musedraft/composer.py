@@ -27,7 +27,7 @@ from musedraft.instruments import (
     lines_of,
     register_of,
 )
-from musedraft.score import in_voice_order, voice_order
+from musedraft.score import bar_range, in_voice_order, voice_order
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
 if TYPE_CHECKING:
@@ -664,13 +664,7 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     p = _prepare(composer, source, style, 0, seed)
     starts = list(composer.tokenizer.bar_starts(p.stream)) + [len(p.stream)]
     total = len(starts) - 1
-    try:
-        first, last = bars
-    except (TypeError, ValueError):
-        raise RequestError(f"bars must be (first, last), two bar numbers, not {bars!r}.") from None
-    if not all(isinstance(b, numbers.Integral) for b in bars) or not 1 <= first <= last <= total:
-        raise RequestError(f"bars={bars} must lie within 1-{total} (the music has {total} bars).")
-    first, last = int(first), int(last)
+    first, last = bar_range(bars, total)
     prefix, suffix = p.stream[: starts[first - 1]], p.stream[starts[last]:]
     cfg = _sampling(temperature, top_p, p.request.density)
     t1 = time.perf_counter()

@@ -142,8 +142,7 @@ class _Progress:
     heard_from: int | None = None  # grid position of the first note in view (the primer's is before 0)
     silence: int = 0  # grid positions since then in silences of a beat or more (every part resting)
     ended: dict[int, int] = field(default_factory=dict)  # slot -> where its latest note ends
-    played: int = 0  # grid positions the slots have sounded since heard_from, each note counted to its end
-    played_by: dict[int, int] = field(default_factory=dict)  # slot -> its share of `played`
+    played_by: dict[int, int] = field(default_factory=dict)  # slot -> grid positions it has sounded since heard_from, each note counted to its end
     lengths: np.ndarray = field(default_factory=lambda: np.zeros(len(LENGTH_EDGES) + 1, dtype=np.int64))  # notes so far per length class, primer included
 
     @property
@@ -154,15 +153,17 @@ class _Progress:
         """Share of the time since the first note that the `slots` lines have sounded (None before any)."""
         if self.heard_from is None or self.now <= self.heard_from:
             return None
-        ahead = sum(max(0, end - self.now) for end in self.ended.values())  # counted already, not yet heard
-        return (self.played - ahead) / (slots * (self.now - self.heard_from))
+        return sum(self._heard(k) for k in self.played_by) / (slots * (self.now - self.heard_from))
 
     def line_share(self, slot: int) -> float | None:
         """Share of the time since the first note that this one line has sounded (None before any note)."""
         if self.heard_from is None or self.now <= self.heard_from:
             return None
-        ahead = max(0, self.ended.get(slot, self.now) - self.now)
-        return (self.played_by.get(slot, 0) - ahead) / (self.now - self.heard_from)
+        return self._heard(slot) / (self.now - self.heard_from)
+
+    def _heard(self, slot: int) -> int:
+        """Grid positions the line has sounded up to now: its notes are counted to their ends when struck."""
+        return self.played_by.get(slot, 0) - max(0, self.ended.get(slot, self.now) - self.now)
 
     @property
     def silent_from(self) -> int | None:
@@ -498,7 +499,6 @@ class Generator:
             p.last[slot] = replace(note, previous=None)  # one note per slot, not a chain back to the first
             p.sounding = [v for v in p.sounding if v.end >= now] + [note]
             sounded = max(0, note.end - max(now, p.ended.get(slot, now)))  # a line's overlapping notes once
-            p.played += sounded
             p.played_by[slot] = p.played_by.get(slot, 0) + sounded
             p.ended[slot] = note.end
             low, high = p.compass.get(slot, (p.pitch, p.pitch))
@@ -524,7 +524,7 @@ class Generator:
         held = [_Voice(k, v.pitch, v.start - seam, v.end - seam, None) for k, v in sorted(last.items()) if v.end >= seam]
         latest = {k: _Voice(k, v.pitch, v.start - seam, v.end - seam, None) for k, v in p.last.items()}
         return _Progress(compass=p.compass, pitch_sum=p.pitch_sum, sounding=held, last=latest, pitch_classes=p.pitch_classes,
-                         lengths=p.lengths, silence=p.silence, played=p.played, played_by=p.played_by,
+                         lengths=p.lengths, silence=p.silence, played_by=p.played_by,
                          heard_from=None if p.heard_from is None else p.heard_from - seam,
                          ended={k: end - seam for k, end in p.ended.items()})
 

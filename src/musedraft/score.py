@@ -6,13 +6,14 @@ bad bytes become `InvalidMidiError` with a message, never a crash deep inside a 
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
 import numpy as np
 from symusic import Score
 
-from musedraft.errors import InvalidMidiError
+from musedraft.errors import InvalidMidiError, RequestError
 
 __all__ = [
     "Score",
@@ -27,6 +28,7 @@ __all__ = [
     "notes_array",
     "voice_order",
     "in_voice_order",
+    "bar_range",
     "NOTE_DTYPE",
 ]
 
@@ -131,6 +133,25 @@ def in_voice_order(score: Score, order: list[int]) -> Score:
     out = score.copy()
     out.tracks = [score.tracks[t].copy() for t in order]
     return out
+
+
+def bar_range(bars, total: int | None = None) -> tuple[int, int]:
+    """(first, last) bar numbers, 1-based and inclusive, checked: whole numbers, first <= last, and
+    within the music's `total` bars when it is known. The RequestError says what to give instead.
+
+    >>> bar_range((9, 12), total=16)
+    (9, 12)
+    """
+    try:
+        first, last = bars
+    except (TypeError, ValueError):
+        raise RequestError(f"bars must be (first, last), two bar numbers, not {bars!r}.") from None
+    whole = isinstance(first, numbers.Integral) and isinstance(last, numbers.Integral)
+    if total is not None and not (whole and 1 <= first <= last <= total):
+        raise RequestError(f"bars={bars} must lie within 1-{total} (the music has {total} bars).")
+    if not (whole and 1 <= first <= last):
+        raise RequestError(f"bars={bars!r} must be whole numbers with 1 <= first <= last.")
+    return int(first), int(last)
 
 
 def seconds_at_tick(score: Score, tick: int) -> float:

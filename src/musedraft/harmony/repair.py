@@ -16,7 +16,6 @@ from dataclasses import replace
 import numpy as np
 from symusic import Score
 
-from musedraft.errors import RequestError
 from musedraft.harmony.check import (
     Region,
     all_faults,
@@ -29,7 +28,7 @@ from musedraft.harmony.check import (
 from musedraft.harmony.config import RULES, HarmonyConfig
 from musedraft.harmony.findings import Edit, RepairResult, in_file_order
 from musedraft.harmony.scan import Context, Fault, build_context, pairs_at, tick_score
-from musedraft.score import in_voice_order, voice_order
+from musedraft.score import bar_range, in_voice_order, voice_order
 
 __all__ = ["repair"]
 
@@ -66,7 +65,7 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
     messages: dict[int, str] = {}
     rounds = 0
     if bars is not None:
-        bars = _bar_range(bars)
+        bars = bar_range(bars)
     while rounds < _MAX_ROUNDS:  # a round cut short by a drop does not count: each drop removes a note, so they end
         outcome = _round(ctx, faults, cause, messages, _free(ctx, bars))
         if outcome == "unchanged":
@@ -80,17 +79,6 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
     back = np.argsort(order).tolist()  # the file's track t is track back[t] of `base`
     return RepairResult(in_voice_order(_apply(base, ctx), back), sorted(edits, key=lambda e: (e.time, e.track)),
                         in_file_order(before, order), in_file_order(after, order))
-
-
-def _bar_range(bars) -> tuple[int, int]:
-    """(first, last) as ints, or the RequestError a caller can act on."""
-    try:
-        first, last = (int(b) for b in bars)
-    except (TypeError, ValueError):
-        raise RequestError(f"bars must be (first, last), two bar numbers, not {bars!r}.") from None
-    if not 1 <= first <= last:
-        raise RequestError(f"bars={bars!r} must have 1 <= first <= last.")
-    return first, last
 
 
 def _free(ctx: Context, bars: tuple[int, int] | None) -> np.ndarray:
@@ -116,6 +104,8 @@ def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages:
     for f in queue:
         if f.key not in current:
             continue  # an earlier edit already fixed it
+        if not free[f.note] and not (f.other is not None and f.rule in _PARTNER_RULES and free[f.other]):
+            continue  # between kept notes (outside `bars`): nothing here may move, so no message to word
         message = to_findings(ctx, [f])[0].message
         fixed = _move(ctx, f, current, free)
         if fixed is not None:
