@@ -323,6 +323,31 @@ def test_ambitus_penalty_keeps_each_line_inside_its_style_span(tok, gen):
     assert widest(c, SamplingConfig(ambitus_penalty=0)) > 12
     c.ambitus = None  # no habit: no limit
     assert widest(c, SamplingConfig(ambitus_penalty=1e4)) > 12
+    c.spans = (7,)  # the style's spans, when it has them, take the one ambitus's place
+    assert widest(c, SamplingConfig(ambitus_penalty=1e4)) <= 7
+
+
+def test_each_line_draws_its_ambitus_from_the_styles_spans(tok, gen):
+    """Lines draw their own limits from the spans, the same for a seed whatever else is in the batch,
+    so the drafts spread as the style's lines do instead of filling one ceiling; under an overwhelming
+    penalty each line stays inside what it drew."""
+    c = Constraints(bars=4, time_signature="4/4", pitch_ranges=RANGES, cadence=False, ambitus=30, spans=(4, 9, 16))
+    drawn = [Generator._ambitus(c, seed) for seed in range(20)]
+    assert drawn[3] == Generator._ambitus(c, 3) and set(drawn[3]) == set(range(c.slots))
+    assert {a for d in drawn for a in d.values()} == {4, 9, 16}
+    assert len({tuple(d.values()) for d in drawn}) > 1
+    c.bass_spans = (20,)  # the bass draws from the basses' spans, the lines above it from the rest
+    assert all(d[c.bass_slot] == 20 and set(d.values()) - {20} <= {4, 9, 16}
+               for d in (Generator._ambitus(c, seed) for seed in range(20)))
+    c.bass_spans = None
+    cfg = SamplingConfig(ambitus_penalty=1e4)
+    rows = gen.generate_batch(header_for(tok, c), [], c, cfg, seeds=(5, 6, 7))
+    for seed, row in zip((5, 6, 7), rows, strict=True):
+        assert row == gen.generate(header_for(tok, c), [], c, cfg, seed=seed)
+        notes = _notes_of(tok, row)
+        for slot, limit in Generator._ambitus(c, seed).items():
+            pitches = [n[3] for n in notes if n[2] == slot]
+            assert not pitches or max(pitches) - min(pitches) <= limit
 
 
 def test_long_note_penalty_keeps_notes_within_the_styles_longest(tok, gen):

@@ -29,6 +29,12 @@ def test_ambitus_is_the_quantile_of_the_train_lines_spans(tiny_corpus):
     assert set(habits) == {"chorale"}
     assert habits["chorale"].pieces == len(train) and habits["chorale"].lines == len(spans)
     assert habits["chorale"].ambitus == int(np.quantile(spans, 0.5))
+    by_register = [sorted((t for t in s.tracks if len(t.notes) >= cfg.min_notes),
+                          key=lambda t: -np.median([n.pitch for n in t.notes])) for s in scores]
+    upper = [int(np.ptp([n.pitch for n in t.notes])) for lines in by_register for t in lines[:-1]]
+    bass = [int(np.ptp([n.pitch for n in lines[-1].notes])) for lines in by_register]
+    assert habits["chorale"].spans == [round(np.quantile(upper, q)) for q in np.arange(0.05, 1, 0.1)]
+    assert habits["chorale"].bass_spans == [round(np.quantile(bass, q)) for q in np.arange(0.05, 1, 0.1)]
     assert habits["chorale"].longest_note == pytest.approx(np.quantile(beats, 0.99), abs=0.005)
     for mode in ("major", "minor"):  # each piece moved to C major / A minor by the key music21 found for it
         moved = [n.pitch - r["key_pc"] + (0 if mode == "major" else 9) for r, s in zip(train, scores, strict=True)

@@ -3,17 +3,18 @@ beside the weights (habits.json in the checkpoint folder): how far a line ranges
 
 A 1.7 M-parameter model with a 512-token window forgets where a line started: in drafts mirroring
 held-out pieces its folk tunes spanned 17 semitones and its Renaissance voices 16 (medians), where
-the training pieces' lines span 14 and 12 over 16-32 bars. The sampler keeps each line inside its
-style's usual ambitus, and that ambitus comes from the training split only, so the held-out pieces
-stay held out. Likewise it sometimes writes a chorale as a hymn in whole notes (60% of one draft's
-notes, where no training chorale has even 15%): notes longer than the style's longest usual note
-cost extra. A style's share of notes on each pitch class outside the key (chorales in major: F sharp
-1.7%, E flat 0.1%) is what the key guidance lets through before it starts to cost, and its share of beats
-in which every part rests (Renaissance 0.13%, romantic 1.05%) the silence the sampler lets through
-before a rest costs. The share of the time a line plays (chorales 96%, madrigals 71%) is how far the
-sampler pulls resting voices back in. The share of notes in each length class, per metre (medieval
-pieces in 6/8: a third eighths, a quarter dotted quarters), is what the sampler lets each note length
-have before it costs: the model writes 6/8 as the folk tunes that hold most of its 6/8 notes.
+the training pieces' lines span 14 and 12 over 16-32 bars. The sampler keeps each line inside an
+ambitus it draws from the style's line spans (one ceiling for every line was a ceiling the drafts
+filled), and those spans come from the training split only, so the held-out pieces stay held out.
+Likewise it sometimes writes a chorale as a hymn in whole notes (60% of one draft's notes, where no
+training chorale has even 15%): notes longer than the style's longest usual note cost extra. A style's
+share of notes on each pitch class outside the key (chorales in major: F sharp 1.7%, E flat 0.1%) is
+what the key guidance lets through before it starts to cost, and its share of beats in which every part
+rests (Renaissance 0.13%, romantic 1.05%) the silence the sampler lets through before a rest costs. The
+share of the time a line plays (chorales 96%, madrigals 71%) is how far the sampler pulls resting
+voices back in. The share of notes in each length class, per metre (medieval pieces in 6/8: a third
+eighths, a quarter dotted quarters), is what the sampler lets each note length have before it costs:
+the model writes 6/8 as the folk tunes that hold most of its 6/8 notes.
 
     corpus table (train split) ─► openings of 16-32 bars ─► each line's span, each note's length,
         each note's pitch class (in C major / A minor), each silent beat, the time each line plays,
@@ -58,13 +59,17 @@ class StyleHabits:
     rests: float | None = None  # share of beats, from the first note, in which every part rests
     sounding: float | None = None  # share of the time, from the first note to the last, that a line plays
     lengths: dict[str, list[float]] | None = None  # metre ('6/8', or ANY_METRE) -> share of notes in each length class
+    spans: list[int] | None = None  # spans (semitones) of the lines above the bass, or of a lone line, at equally likely quantiles: each new line draws its ambitus from them
+    bass_spans: list[int] | None = None  # the same for the lowest line of pieces in two or more (chorale basses span 18 semitones, the voices above 12-14)
 
     def guidance(self, mode: str, time_signature: str) -> dict:
         """The generator's Constraints fields these habits fill, for a request in `mode` and `time_signature`."""
         profile = (self.pitch_classes or {}).get(mode)
         lengths = self.lengths or {}
         shares = lengths.get(time_signature, lengths.get(ANY_METRE))
-        return dict(ambitus=self.ambitus, longest_note=self.longest_note, rests=self.rests,
+        return dict(ambitus=self.ambitus, spans=tuple(self.spans) if self.spans else None,
+                    bass_spans=tuple(self.bass_spans) if self.bass_spans else None,
+                    longest_note=self.longest_note, rests=self.rests,
                     borrowed=tuple(profile) if profile else None, sounding=self.sounding,
                     lengths=tuple(shares) if shares else None)
 
@@ -73,6 +78,7 @@ class StyleHabits:
 class HabitsConfig:
     excerpt_bars: tuple[int, int] = (16, 32)  # each piece's opening of a length drawn from this range: a draft's length
     quantile: float = 0.75  # the ambitus is this quantile of the line spans: three lines in four stay inside it
+    span_draws: int = 10  # the spans a new line draws from: the midpoints of this many equally likely bands of the line spans
     note_quantile: float = 0.99  # the longest usual note is this quantile of the note lengths
     min_notes: int = 5  # a line with fewer notes says little about its span
     max_pieces: int = 300  # per style (a deterministic sample); folk has 11,000 tunes
@@ -105,6 +111,7 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
         if len(style_rows) > cfg.max_pieces:
             style_rows = [style_rows[i] for i in sorted(rng.choice(len(style_rows), cfg.max_pieces, replace=False))]
         spans, lengths, silent, heard, played, span = [], [], 0, 0, 0, 0
+        upper, bass = [], []  # spans of the lines above the bass (or a lone line) and of the bass
         classes = {"major": np.zeros(12), "minor": np.zeros(12)}
         by_metre: dict[str, np.ndarray] = {}  # time signature -> notes per length class
         metre_count: dict[str, int] = {}
@@ -115,7 +122,12 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             beat = score.ticks_per_quarter * 4 / den  # a beat of the metre, as Duration tokens count
             lines = [t for t in score.tracks if not t.is_drum]
             notes = [n for t in lines for n in t.notes]
-            spans += [int(np.ptp([n.pitch for n in t.notes])) for t in lines if len(t.notes) >= cfg.min_notes]
+            measured = sorted((t for t in lines if len(t.notes) >= cfg.min_notes),
+                              key=lambda t: -np.median([n.pitch for n in t.notes]))
+            line_spans = [int(np.ptp([n.pitch for n in t.notes])) for t in measured]
+            spans += line_spans
+            upper += line_spans[:-1] if len(line_spans) > 1 else line_spans
+            bass += line_spans[-1:] if len(line_spans) > 1 else []
             ticks = np.array([n.duration for n in notes], dtype=np.float64)
             lengths += list(ticks / beat)
             metre = f"{num}/{den}"
@@ -135,8 +147,14 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
                                         round(float(np.quantile(lengths, cfg.note_quantile)), 2),
                                         {m: [round(float(x), 4) for x in c / c.sum()] for m, c in classes.items() if c.sum()},
                                         round(silent / heard, 4), round(played / span, 4) if span else None,
-                                        _length_shares(by_metre, metre_count, cfg.metre_pieces))
+                                        _length_shares(by_metre, metre_count, cfg.metre_pieces),
+                                        _draws(upper, cfg.span_draws), _draws(bass, cfg.span_draws))
     return habits
+
+
+def _draws(spans: list[int], n: int) -> list[int] | None:
+    """The midpoints of `n` equally likely bands of `spans`: what a new line draws its ambitus from."""
+    return [int(round(x)) for x in np.quantile(spans, (np.arange(n) + 0.5) / n)] if spans else None
 
 
 def _length_shares(by_metre: dict[str, np.ndarray], pieces: dict[str, int], least: int) -> dict[str, list[float]]:
