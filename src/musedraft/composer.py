@@ -549,16 +549,18 @@ class _Prepared:
 
     def to_score(self, composer: Composer, ids: list[int], written: tuple[int, int]) -> Score:
         """The model's ids back in the user's key, tracks, programs and tempo map. Outside `written`
-        (ticks: the bars the model wrote) the user's notes keep their velocities, which the tokens do
-        not carry; the tracks the model does not write (drums, parts past the eighth) come back as
-        they were, in the file's track order."""
+        (first and last bar the model wrote, 1-based) the user's notes keep their velocities, which the
+        tokens do not carry; the tracks the model does not write (drums, parts past the eighth) come
+        back as they were, in the file's track order."""
         score = _to_score(composer, ids, -self.shift, self.track_of_line, self.request.instruments, self.programs,
                           self.request, self.tempos)
+        bar = _bar_ticks(self.request)
+        start, end = (written[0] - 1) * bar, written[1] * bar
         grid = TPQ // composer.tokenizer.vocab.config.beat_res  # where the tokenizer put each note
         for track, k in zip(score.tracks, self.modelled, strict=True):
             given = {(n.pitch, round(n.time / grid)): n.velocity for n in self.source.tracks[k].notes}
             for note in track.notes:
-                if not written[0] <= note.time < written[1]:
+                if not start <= note.time < end:
                     note.velocity = given.get((note.pitch, round(note.time / grid)), note.velocity)
         ours = dict(zip(self.modelled, score.tracks, strict=True))
         score.tracks = [ours[i] if i in ours else t.copy() for i, t in enumerate(self.source.tracks)
@@ -644,10 +646,9 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     new = _generate(composer, p.header, p.stream, bars, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     p.request.bars = primer_bars + bars
-    bar = _bar_ticks(p.request)
-    score = p.to_score(composer, p.header + p.stream + new, (primer_bars * bar, (primer_bars + bars) * bar))
-    return _finish(score, p.request, composer, repair, timings, t0, cadence=True,
-                   bars=(primer_bars + 1, primer_bars + bars))
+    written = (primer_bars + 1, primer_bars + bars)
+    score = p.to_score(composer, p.header + p.stream + new, written)
+    return _finish(score, p.request, composer, repair, timings, t0, cadence=True, bars=written)
 
 
 def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed: int = 0, repair: bool = True,
@@ -676,6 +677,5 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
         middle = _generate(composer, p.header, prefix, n, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     p.request.bars = total
-    bar = _bar_ticks(p.request)
-    score = p.to_score(composer, p.header + prefix + middle + suffix, ((first - 1) * bar, last * bar))
+    score = p.to_score(composer, p.header + prefix + middle + suffix, (first, last))
     return _finish(score, p.request, composer, repair, timings, t0, cadence=not suffix, bars=(first, last))

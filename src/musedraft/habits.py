@@ -110,7 +110,7 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
     for style, style_rows in tqdm(sorted(by_style.items()), desc="habits", unit="style", disable=not progress):
         if len(style_rows) > cfg.max_pieces:
             style_rows = [style_rows[i] for i in sorted(rng.choice(len(style_rows), cfg.max_pieces, replace=False))]
-        spans, lengths, silent, heard, played, span = [], [], 0, 0, 0, 0
+        lengths, silent, heard, played, span = [], 0, 0, 0, 0
         upper, bass = [], []  # spans of the lines above the bass (or a lone line) and of the bass
         classes = {"major": np.zeros(12), "minor": np.zeros(12)}
         by_metre: dict[str, np.ndarray] = {}  # time signature -> notes per length class
@@ -125,9 +125,9 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             measured = sorted((t for t in lines if len(t.notes) >= cfg.min_notes),
                               key=lambda t: -np.median([n.pitch for n in t.notes]))
             line_spans = [int(np.ptp([n.pitch for n in t.notes])) for t in measured]
-            spans += line_spans
-            upper += line_spans[:-1] if len(line_spans) > 1 else line_spans
-            bass += line_spans[-1:] if len(line_spans) > 1 else []
+            if len(line_spans) > 1:
+                bass.append(line_spans.pop())
+            upper += line_spans
             ticks = np.array([n.duration for n in notes], dtype=np.float64)
             lengths += list(ticks / beat)
             metre = f"{num}/{den}"
@@ -142,7 +142,8 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             if notes:  # every line counts over the whole excerpt: a voice that enters late has rested till then
                 played += sum(_played(t.notes) for t in lines)
                 span += len(lines) * (max(n.end for n in notes) - min(n.start for n in notes))
-        if spans:
+        if upper:  # every line with a span is in one or the other, and a piece's top line is always in upper
+            spans = upper + bass
             habits[style] = StyleHabits(int(np.quantile(spans, cfg.quantile)), len(style_rows), len(spans),
                                         round(float(np.quantile(lengths, cfg.note_quantile)), 2),
                                         {m: [round(float(x), 4) for x in c / c.sum()] for m, c in classes.items() if c.sum()},
