@@ -278,7 +278,7 @@ def test_a_quiet_instrument_resting_two_bars_is_pulled_in_whatever_the_budget_an
     gen._advance(p, v[f"Position_{2 * res}"])  # bar 4, beat 3: 3.5 bars in; tenor and bass have rested 2.5 and 3.5
 
     def bias(cfg: SamplingConfig, tracks: tuple[int, ...] | None = (0, 1, 2, 3)) -> list[float]:
-        c = Constraints(bars=8, time_signature="4/4", pitch_ranges=RANGES, cadence=False, sounding=0.4,
+        c = Constraints(bars=16, time_signature="4/4", pitch_ranges=RANGES, cadence=False, sounding=0.4,
                         tracks=None if tracks is None else list(tracks))
         return list(gen._allowed(p, c, cfg)[1][gen.program_ids[:4]])
 
@@ -288,6 +288,36 @@ def test_a_quiet_instrument_resting_two_bars_is_pulled_in_whatever_the_budget_an
     assert bias(SamplingConfig(tacet_bars=4)) == [0.0, 0.0, 0.0, 0.0]  # not yet four bars
     assert bias(SamplingConfig(), tracks=(0, 1, 2, 2)) == [0.0, 0.0, 0.0, 0.0]  # one instrument: it played in bar 1
     assert bias(SamplingConfig(), tracks=None) == [0.0, 0.0, 0.0, 0.0]  # a primer's lines rest as written
+
+
+def test_an_instrument_is_pulled_in_while_the_bars_left_barely_let_it_sound_in_half_the_draft(tok, gen):
+    """The tacet pull counts the share of the time an instrument has played; a listener counts the bars
+    it is heard in. With one bar to spare before it could no longer sound in half the draft's bars, an
+    instrument gets the entry bias and `tacet_pull` once more, with none to spare twice more, however
+    briefly it has rested and whatever it has played."""
+    from musedraft.generate import _Progress  # noqa: PLC0415
+
+    v = tok.vocab
+    p = _Progress()
+    tenor = (v["Program_2"], v["Pitch_55"], v["Duration_4.0.4"])
+    for bar in range(4):  # as above: soprano and alto in every bar, the tenor in bar 1, the bass never
+        for tid in (tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_72"], v["Duration_4.0.4"],
+                    v["Program_1"], v["Pitch_60"], v["Duration_4.0.4"], *(tenor if bar == 0 else ())):
+            gen._advance(p, tid)
+    gen._advance(p, v[f"Position_{2 * tok.vocab.config.beat_res}"])
+    assert p.bars_heard == {0: {1, 2, 3, 4}, 1: {1, 2, 3, 4}, 2: {1}}
+
+    def bias(bars: int, tracks: tuple[int, ...] = (0, 1, 2, 3), deadline: bool = True) -> list[float]:
+        c = Constraints(bars=bars, time_signature="4/4", pitch_ranges=RANGES, cadence=False, sounding=0.4,
+                        tracks=list(tracks))
+        cfg = SamplingConfig(tacet_bars=4, tacet_pull=2.0, tacet_deadline=deadline)
+        return list(gen._allowed(p, c, cfg)[1][gen.program_ids[:4]])
+
+    assert bias(16) == [0.0, 0.0, 0.0, 0.0]  # time enough, and not yet four bars of rest
+    assert bias(8) == [0.0, 0.0, 0.0, 4.0]  # the bass owes 4 bars and has 5 left; the tenor owes 3 of 5
+    assert bias(7) == [0.0, 0.0, 4.0, 6.0]  # the bass owes 4 of 4 left, the tenor 3 of 4
+    assert bias(7, tracks=(0, 1, 2, 2)) == [0.0, 0.0, 4.0, 4.0]  # one instrument, heard in bar 1: owes 3 of 4
+    assert bias(7, deadline=False) == [0.0, 0.0, 0.0, 0.0]
 
 def silent_beats(notes: list[tuple[int, int, int, int]], res: int) -> int:
     """Beats (from the first note to the last note's end) in which nothing sounds."""

@@ -53,6 +53,7 @@ class SamplingConfig:
     entry_rest: float = 1.0  # beats a slot must have rested before the entry bias pulls it back in (see _entry_offsets)
     tacet_bars: float = 2.0  # bars an instrument that has played under half the style's share may rest before its lines are pulled in whatever the voice budget (see _tacet); 0 = off
     tacet_pull: float = 2.0  # logit added to that pull for each further bar the instrument rests
+    tacet_deadline: bool = True  # pull an instrument in, however briefly it has rested, while the bars left barely let it sound in half the draft's (see _bars_owed)
     ambitus_penalty: float = 1.0  # logit subtracted per semitone a pitch takes its line beyond its ambitus (Constraints.spans or .ambitus)
     long_note_penalty: float = 1.0  # logit subtracted per beat a Duration lasts beyond Constraints.longest_note
     register_penalty: float = 0.3  # logit per semitone a pitch lies beyond its line's centre on the side the line has drifted to (Constraints.centres)
@@ -147,6 +148,7 @@ class _Progress:
     played_by: dict[int, int] = field(default_factory=dict)  # slot -> grid positions it has sounded since heard_from, each note counted to its end
     lengths: np.ndarray = field(default_factory=lambda: np.zeros(len(LENGTH_EDGES) + 1, dtype=np.int64))  # notes so far per length class, primer included
     ambitus: dict[int, int] = field(default_factory=dict)  # slot -> semitones its line may span (see Generator._ambitus)
+    bars_heard: dict[int, set[int]] = field(default_factory=dict)  # slot -> the new bars (from 1) its notes sound in
 
     @property
     def now(self) -> int:
@@ -384,17 +386,37 @@ class Generator:
         fifth line beside a timpani in the same register. By instrument, not by line: a piano's inner
         voice may rest while its hands play, and pulling every line that had rested two bars made
         romantic drafts (piano and voice) range 11.2% wider than their pieces, not 6.7% (30 drafts);
-        and an instrument that has played its share may rest as long as it likes."""
-        if not cfg.tacet_bars or c.tracks is None or p.now < cfg.tacet_bars * p.bar_length:
-            return {}  # (a fresh piece's lines have rested at most since bar 1)
+        and an instrument that has played its share may rest as long as it likes, unless it would then
+        be heard in fewer than half the bars (`_bars_owed`)."""
+        if not cfg.tacet_bars or c.tracks is None:
+            return {}
         out: dict[int, float] = {}
         for slots in c.instruments:
-            rested = (p.now - max(p.ended.get(k, 0) for k in slots)) / max(p.bar_length, 1)  # never heard: since bar 1
-            shares = [x for x in (p.line_share(k) for k in slots) if x is not None]
-            quiet = c.sounding is None or not shares or max(shares) < c.sounding / 2
-            if rested >= cfg.tacet_bars and quiet:
-                out.update(dict.fromkeys(slots, rested))
+            owed = Generator._bars_owed(p, c, slots) if cfg.tacet_deadline else None
+            pulls = [] if owed is None else [cfg.tacet_bars + owed]
+            if p.now >= cfg.tacet_bars * p.bar_length:  # (a fresh piece's lines have rested at most since bar 1)
+                rested = (p.now - max(p.ended.get(k, 0) for k in slots)) / max(p.bar_length, 1)  # never heard: since bar 1
+                shares = [x for x in (p.line_share(k) for k in slots) if x is not None]
+                quiet = c.sounding is None or not shares or max(shares) < c.sounding / 2
+                if rested >= cfg.tacet_bars and quiet:
+                    pulls.append(rested)
+            if pulls:
+                out.update(dict.fromkeys(slots, max(pulls)))
         return out
+
+    @staticmethod
+    def _bars_owed(p: _Progress, c: Constraints, slots: list[int]) -> int | None:
+        """How hard to pull an instrument whose bars left are barely enough to hear it in half the
+        draft's bars: 1 with one bar to spare, 2 with none (or too few); None while it has time. The
+        share of the time it has played is not the bars it is heard in: a Renaissance cello that had
+        played past half its style's share sat out enough bars to sound in 7 of 16 (seed 117)."""
+        bar = p.grammar.bars
+        heard = set().union(*(p.bars_heard.get(k, set()) for k in slots))
+        owed = -(-c.bars // 2) - len(heard)
+        left = c.bars - bar + (bar not in heard)  # bars it could still sound in, this one included while silent
+        if owed <= 0 or left - owed > 1:
+            return None
+        return 2 - max(0, left - owed)
 
     @staticmethod
     def _voices_wanted(p: _Progress, c: Constraints, cfg: SamplingConfig) -> bool:
@@ -504,6 +526,8 @@ class Generator:
             sounded = max(0, note.end - max(now, p.ended.get(slot, now)))  # a line's overlapping notes once
             p.played_by[slot] = p.played_by.get(slot, 0) + sounded
             p.ended[slot] = note.end
+            last_bar = p.grammar.bars + (note.end - 1 - p.bar_start) // max(p.bar_length, 1)
+            p.bars_heard.setdefault(slot, set()).update(range(p.grammar.bars, last_bar + 1))
             low, high = p.compass.get(slot, (p.pitch, p.pitch))
             p.compass[slot] = (min(low, p.pitch), max(high, p.pitch))
             total, notes = p.pitch_sum.get(slot, (0, 0))
