@@ -209,6 +209,8 @@ def test_drafts_mirror_the_parts_of_the_real_piece(tiny_corpus):
     assert evaluate._instruments({"parts": [{"name": "Voice", "program": 52}, *staves]}) == ["choir", "piano"]
     sung = [{"name": "Triplum", "program": 52, "median_pitch": 67.0}, {"name": "Voice", "program": 52, "median_pitch": 53.0}]
     assert evaluate._instruments({"parts": sung}) == ["soprano", "tenor"]  # a voice by where its notes centre
+    fifth = [{"name": "Canto", "program": 52, "median_pitch": 76.0}, {"name": "Quinto", "program": 52, "median_pitch": 69.0}]
+    assert evaluate._instruments({"parts": fifth}) == ["soprano", "soprano"]  # Monteverdi's Quinto: here a second soprano
 
 
 def test_evaluate_style_compares_every_metric(chorale_eval):

@@ -127,10 +127,13 @@ _ALIASES = {
 
 # Choir programs (choir aahs, voice oohs, synth voice) are used interchangeably for sung parts, so a
 # part's name decides which voice it is; and on a choir program "bass" is a singer, not a contrabass.
+# A fifth voice (quinto, quintus) names no register: in Monteverdi's madrigals it is a second soprano in
+# some (3.17: its median 69, above the alto's) and a tenor in others, and read as a tenor it put 21 of
+# 3.17's first 24 bars' notes out of range; it stays a choir part, whatever its notes.
 _VOICE_PROGRAMS = {52, 53, 54}
 _VOICE_ALIASES = {"bass": "bass voice", "basso": "bass voice", "baritone": "bass voice", "bassus": "bass voice",
                   "cantus": "soprano", "canto": "soprano", "superius": "soprano", "contratenor": "alto",
-                  "altus": "alto", "quinto": "tenor", "quintus": "tenor"}
+                  "altus": "alto"}
 
 INSTRUMENTS: dict[str, Instrument] = {name: Instrument(name, prog, lo, hi) for name, prog, lo, hi in _TABLE}
 
@@ -261,6 +264,8 @@ def instrument_of_track(name: str | None, program: int) -> Instrument:
     'viola'
     >>> instrument_of_track("Bass", 52).name, instrument_of_track("Alto", 52).name   # singers on a choir program
     ('bass voice', 'alto')
+    >>> instrument_of_track("Quinto", 52).name   # a fifth voice: no register in its name
+    'choir'
     """
     base = (name or "").strip().lower().rstrip("0123456789 ").strip()
     if base and program in _VOICE_PROGRAMS:
