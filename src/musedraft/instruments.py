@@ -128,8 +128,8 @@ _ALIASES = {
 # Choir programs (choir aahs, voice oohs, synth voice) are used interchangeably for sung parts, so a
 # part's name decides which voice it is; and on a choir program "bass" is a singer, not a contrabass.
 # A fifth voice (quinto, quintus) names no register: in Monteverdi's madrigals it is a second soprano in
-# some (3.17: its median 69, above the alto's) and a tenor in others, and read as a tenor it put 21 of
-# 3.17's first 24 bars' notes out of range; it stays a choir part, whatever its notes.
+# some (3.17: its median 69, above the alto's) and a tenor in others; read as a tenor, 21 of its notes in
+# 3.17's first 24 bars were out of range. It stays a choir part, whatever its notes.
 _VOICE_PROGRAMS = {52, 53, 54}
 _VOICE_ALIASES = {"bass": "bass voice", "basso": "bass voice", "baritone": "bass voice", "bassus": "bass voice",
                   "cantus": "soprano", "canto": "soprano", "superius": "soprano", "contratenor": "alto",
