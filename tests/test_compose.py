@@ -305,6 +305,33 @@ def test_register_pull_draws_a_fresh_piece_to_its_instruments_not_a_primer(tiny_
     assert seen == [[get_instrument("soprano").middle + shift, get_instrument("bass voice").middle + shift], None]
 
 
+def test_a_style_centres_each_line_where_its_parts_for_that_instrument_sit(tiny_composer, monkeypatch):
+    """With the style's habits, a line centres where the style's parts for its instrument do, and the
+    header names its register from there: Monteverdi's tenors sit in an alto's band. Slots go top
+    first by those centres; an instrument the style has no centre for keeps its middle."""
+    from musedraft.habits import StyleHabits  # noqa: PLC0415
+    from musedraft.instruments import get_instrument  # noqa: PLC0415
+
+    seen = []
+    generate_batch = tiny_composer.generator.generate_batch
+
+    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
+        seen.append((constraints.centres, [tiny_composer.tokenizer.vocab.tokens[i] for i in fixed if
+                                           tiny_composer.tokenizer.vocab.tokens[i].startswith("Track_")]))
+        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
+
+    monkeypatch.setattr(tiny_composer.generator, "generate_batch", spy)
+    habits = {"madrigal": StyleHabits(ambitus=14, pieces=45, lines=225, centres={"soprano": 72.0, "tenor": 62.0})}
+    monkeypatch.setattr(tiny_composer, "habits", habits)
+    compose("madrigal", key="C major", instruments=["bass voice", "tenor", "soprano"], bars=1, seed=1, repair=False,
+            model=tiny_composer)
+    assert seen[0] == ([72.0, 62.0, get_instrument("bass voice").middle], ["Track_soprano", "Track_alto", "Track_bass"])
+    monkeypatch.setattr(tiny_composer, "habits", {})
+    compose("madrigal", key="C major", instruments=["bass voice", "tenor", "soprano"], bars=1, seed=1, repair=False,
+            model=tiny_composer)
+    assert seen[1] == ([68, 56, 49], ["Track_soprano", "Track_tenor", "Track_bass"])
+
+
 @pytest.mark.parametrize(("key", "register"), [("C major", "soprano"), ("F major", "alto"), ("G major", "soprano"), ("D minor", "alto")])
 def test_header_names_each_line_s_register_in_the_key_the_model_reads(tiny_composer, monkeypatch, key, register):
     """Training sets a line's register token from its median in the C major / A minor frame; compose()

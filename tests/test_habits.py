@@ -122,3 +122,31 @@ def test_the_shipped_model_has_habits_for_every_style():
     assert all(sum(share) == pytest.approx(1, abs=1e-3) for h in habits.values() for share in h.lengths.values())
     assert habits["medieval"].lengths["6/8"][3] > 0.15  # dotted quarters: what a medieval 6/8 voice walks in
     assert all(sum(share) == pytest.approx(1, abs=1e-3) for h in habits.values() for share in h.pitch_classes.values())
+
+
+def test_each_instrument_centres_where_the_style_s_parts_for_it_do(tiny_corpus):
+    """The median of each part's median pitch, by the instrument its track is for; an instrument with
+    fewer than min_parts parts has none, and a line keeps its middle where the style has no centre."""
+    from musedraft.instruments import get_instrument, instrument_of_track, lines_of  # noqa: PLC0415
+
+    corpus = tiny_corpus / "corpus"
+    train = [load_midi(corpus / r["midi"]) for r in load_table(corpus) if r["split"] == "train"]
+    medians: dict[str, list[float]] = {}
+    for s in train:
+        for t in s.tracks:
+            if len(t.notes) >= 5:
+                medians.setdefault(instrument_of_track(t.name, t.program).name, []).append(
+                    float(np.median([n.pitch for n in t.notes])))
+    assert {"soprano", "alto", "tenor", "bass voice"} <= set(medians)
+    habits = measure_habits(corpus, HabitsConfig(excerpt_bars=(10_000, 10_000)))["chorale"]
+    assert habits.centres == {name: pytest.approx(np.median(m), abs=0.05) for name, m in medians.items() if len(m) >= 5}
+    assert habits.centres["soprano"] > habits.centres["alto"] > habits.centres["tenor"] > habits.centres["bass voice"]
+    assert measure_habits(corpus, HabitsConfig(excerpt_bars=(10_000, 10_000), min_parts=len(train) + 1))["chorale"].centres is None
+
+    habit = StyleHabits(ambitus=12, pieces=45, lines=225, centres={"soprano": 72.5, "bass voice": 30.0, "piano": 70.0})
+    soprano, bass, violin = (get_instrument(n) for n in ("soprano", "bass voice", "violin"))
+    assert habit.centre(soprano) == 72.5
+    assert habit.centre(bass) == bass.low  # moved into the line's range
+    assert habit.centre(violin) == violin.middle  # no centre in this style
+    assert habit.centre(lines_of(get_instrument("piano"))[0]) == lines_of(get_instrument("piano"))[0].middle  # a keyboard's line keeps its own
+    assert StyleHabits(ambitus=12, pieces=1, lines=1).centre(soprano) == soprano.middle  # a file from before centres

@@ -24,6 +24,7 @@ from musedraft.evaluate import (
     relative_difference,
     write_evaluation,
 )
+from musedraft.habits import StyleHabits
 from musedraft.instruments import get_instrument
 from musedraft.metrics import METRICS
 from musedraft.score import first_bars, load_midi, ticks_per_bar
@@ -211,6 +212,10 @@ def test_drafts_mirror_the_parts_of_the_real_piece(tiny_corpus):
     assert evaluate._instruments({"parts": sung}) == ["soprano", "tenor"]  # a voice by where its notes centre
     fifth = [{"name": "Canto", "program": 52, "median_pitch": 76.0}, {"name": "Quinto", "program": 52, "median_pitch": 69.0}]
     assert evaluate._instruments({"parts": fifth}) == ["soprano", "soprano"]  # Monteverdi's Quinto: here a second soprano
+    low_fifth = [{"name": "Quinto", "program": 52, "median_pitch": 59.0}]  # madrigal 4.19's: nearer an alto's middle (61)
+    madrigal = StyleHabits(ambitus=16, pieces=45, lines=225, centres={"alto": 64.0, "tenor": 59.0})
+    assert evaluate._instruments({"parts": low_fifth}) == ["alto"]
+    assert evaluate._instruments({"parts": low_fifth}, madrigal) == ["tenor"]  # a madrigal's tenor centres there
 
 
 def test_evaluate_style_compares_every_metric(chorale_eval):

@@ -172,9 +172,9 @@ def _lines(insts: list[Instrument], slots: int, caps: list[int] | None = None) -
     return per_instrument, [k for k, lines in enumerate(per_instrument) for _ in lines]
 
 
-def _slot_order(insts: list[Instrument]) -> list[int]:
-    """Line indices sorted top voice first: slot 0 is the highest part, as in the corpus."""
-    return sorted(range(len(insts)), key=lambda i: -insts[i].middle)
+def _slot_order(centres: list[float]) -> list[int]:
+    """Line indices sorted top voice first (by where each line centres): slot 0 is the highest part, as in the corpus."""
+    return sorted(range(len(centres)), key=lambda i: -centres[i])
 
 
 def compose(style: str | None = None, *, scene: str | None = None, key: str | None = None,
@@ -229,17 +229,19 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     lines = [line for group in per_instrument for line in group]
     tonic, mode = parse_key(req.key)
     shift = normalising_shift(tonic, mode)
-    order = _slot_order(lines)
+    habits = composer.habits.get(req.style)  # where the style writes for each instrument; none: their middles
+    line_centres = [habits.centre(line) if habits else line.middle for line in lines]
+    order = _slot_order(line_centres)
     slot_insts = [lines[i] for i in order]
     # Training names a line's register from its median in the C major / A minor frame the model reads,
     # so the centre is moved into that frame first: a soprano's G#4 in F major reads as D#4, an alto's band.
-    controls = Controls(req.style, mode, [register_of(i.middle + shift) for i in slot_insts])
+    centres = [line_centres[i] + shift for i in order]
+    controls = Controls(req.style, mode, [register_of(c) for c in centres])
     header = composer.tokenizer.header_ids(controls)
     if composer.tokenizer.unsupported_time_signature(_ts_score(req.time_signature)):
         raise RequestError(f"Time signature {req.time_signature} is not supported by this model.")
     cfg = _sampling(temperature, top_p, req.density)
     ranges = [(i.low + shift, i.high + shift) for i in slot_insts]
-    centres = [i.middle + shift for i in slot_insts]
     tracks = [owner[i] for i in order]
     reqs = [replace(req, seed=req.seed + k) for k in range(n)]
     t1 = time.perf_counter()

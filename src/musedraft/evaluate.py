@@ -24,6 +24,7 @@ import numpy as np
 
 from musedraft.errors import CorpusError, RequestError
 from musedraft.files import atomic_path
+from musedraft.habits import StyleHabits
 from musedraft.metrics import METRICS, compute_all
 from musedraft.score import first_bars
 
@@ -46,12 +47,13 @@ def _key_name(row: dict) -> str | None:
 _SINGERS = ("soprano", "alto", "tenor", "bass voice")
 
 
-def _instruments(row: dict) -> list[str | int]:
+def _instruments(row: dict, habits: StyleHabits | None = None) -> list[str | int]:
     """The real piece's parts as compose() instruments: by name where we know the instrument, else
     by GM program (at most MAX_PARTS, top part first as the score lists them). music21 gives each
     staff of a piano its own part; consecutive staves of one keyboard are one instrument. A sung part
-    whose name says no voice ("Voice", "Triplum") is the singer whose register its notes centre in,
-    not a whole choir's range."""
+    whose name says no voice ("Voice", "Triplum") is the singer whose centre is nearest its notes'
+    median, not a whole choir's range: where the style's `habits` centre each singer, as compose()
+    does (a madrigal's tenor on B3), else at the singer's middle."""
     from musedraft.instruments import get_instrument, instrument_names, instrument_of_track, lines_of  # noqa: PLC0415
 
     known = set(instrument_names())
@@ -60,7 +62,8 @@ def _instruments(row: dict) -> list[str | int]:
     for part in row.get("parts", [])[:MAX_PARTS]:
         inst = instrument_of_track(part.get("name"), int(part.get("program", 0)))
         if inst.name == "choir" and part.get("median_pitch") is not None:
-            inst = min((get_instrument(s) for s in _SINGERS), key=lambda i: abs(i.middle - part["median_pitch"]))
+            inst = min((get_instrument(s) for s in _SINGERS),
+                       key=lambda i: abs((habits.centre(i) if habits else i.middle) - part["median_pitch"]))
         if not (inst == previous and len(lines_of(inst)) > 1):
             out.append(inst.name if inst.name in known else inst.program)
         previous = inst
@@ -157,7 +160,7 @@ def evaluate_style(style: str, n_drafts: int = 20, model=None, corpus_cache: str
         row = rows[i % len(rows)]
         bars = int(rng.integers(BARS[0], BARS[1] + 1))
         request = {"key": _key_name(row), "time_signature": row.get("time_signature"),
-                   "instruments": _instruments(row) or None}
+                   "instruments": _instruments(row, composer.habits.get(style)) or None}
         try:
             draft = compose(style, bars=bars, seed=seed + i, repair=False, model=composer, **request)
         except RequestError:  # a key spelling or metre this model does not take: the style's defaults

@@ -14,11 +14,14 @@ rests (Renaissance 0.13%, romantic 1.05%) the silence the sampler lets through b
 share of the time a line plays (chorales 96%, madrigals 71%) is how far the sampler pulls resting
 voices back in. The share of notes in each length class, per metre (medieval pieces in 6/8: a third
 eighths, a quarter dotted quarters), is what the sampler lets each note length have before it costs:
-the model writes 6/8 as the folk tunes that hold most of its 6/8 notes.
+the model writes 6/8 as the folk tunes that hold most of its 6/8 notes. Where the style's parts for an
+instrument centre (madrigal cantos on F5, where a soprano's middle is G#4) is where its lines are
+centred: drafts asking for the named singers' modern registers sang Monteverdi's upper voices 5-7
+semitones low.
 
     corpus table (train split) ─► openings of 16-32 bars ─► each line's span, each note's length,
         each note's pitch class (in C major / A minor), each silent beat, the time each line plays,
-        each note's length class in its metre ─► habits per style
+        each note's length class in its metre, each part's median by instrument ─► habits per style
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 
 from musedraft.errors import CorpusError, ModelError
 from musedraft.files import atomic_path
+from musedraft.instruments import Instrument, instrument_of_track, lines_of
 
 __all__ = ["StyleHabits", "HabitsConfig", "measure_habits", "save_habits", "load_habits", "length_class",
            "LENGTH_EDGES", "ANY_METRE"]
@@ -61,6 +65,16 @@ class StyleHabits:
     lengths: dict[str, list[float]] | None = None  # metre ('6/8', or ANY_METRE) -> share of notes in each length class
     spans: list[int] | None = None  # spans (semitones) of the lines above the bass, or of a lone line, at equally likely quantiles: each new line draws its ambitus from them
     bass_spans: list[int] | None = None  # the same for the lowest line of pieces in two or more (chorale basses span 18 semitones, the voices above 12-14)
+    centres: dict[str, float] | None = None  # one-line instrument -> median pitch of the style's parts for it (those with HabitsConfig.min_parts): where the style writes for it
+
+    def centre(self, line: Instrument) -> float:
+        """Where a line for `line`'s instrument sits in this style: Monteverdi's cantos centre on F5, a
+        soprano's middle (G#4) sits a fourth below. An instrument the style has too few parts for, or a
+        keyboard's line (its own range), keeps its middle; a centre outside the line's range is moved into it."""
+        centre = (self.centres or {}).get(line.name)
+        if centre is None or len(lines_of(line)) > 1:
+            return line.middle
+        return min(max(centre, line.low), line.high)
 
     def guidance(self, mode: str, time_signature: str) -> dict:
         """The generator's Constraints fields these habits fill, for a request in `mode` and `time_signature`."""
@@ -81,6 +95,7 @@ class HabitsConfig:
     span_draws: int = 10  # the spans a new line draws from: the midpoints of this many equally likely bands of the line spans
     note_quantile: float = 0.99  # the longest usual note is this quantile of the note lengths
     min_notes: int = 5  # a line with fewer notes says little about its span
+    min_parts: int = 5  # an instrument with fewer of the style's parts keeps its own middle (StyleHabits.centre)
     max_pieces: int = 300  # per style (a deterministic sample); folk has 11,000 tunes
     metre_pieces: int = 10  # a metre with at least this many of the style's pieces gets its own length shares
     split: str = "train"
@@ -115,6 +130,7 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
         classes = {"major": np.zeros(12), "minor": np.zeros(12)}
         by_metre: dict[str, np.ndarray] = {}  # time signature -> notes per length class
         metre_count: dict[str, int] = {}
+        medians: dict[str, list[float]] = {}  # one-line instrument -> median pitch of each part for it
         for row in style_rows:
             bars = int(rng.integers(cfg.excerpt_bars[0], cfg.excerpt_bars[1] + 1))
             score = first_bars(load_midi(cache / row["midi"]), bars)
@@ -125,6 +141,10 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             measured = sorted((t for t in lines if len(t.notes) >= cfg.min_notes),
                               key=lambda t: -np.median([n.pitch for n in t.notes]))
             line_spans = [int(np.ptp([n.pitch for n in t.notes])) for t in measured]
+            for t in measured:
+                inst = instrument_of_track(t.name, t.program)
+                if len(lines_of(inst)) == 1:
+                    medians.setdefault(inst.name, []).append(float(np.median([n.pitch for n in t.notes])))
             if len(line_spans) > 1:
                 bass.append(line_spans.pop())
             upper += line_spans
@@ -149,7 +169,9 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
                                         {m: [round(float(x), 4) for x in c / c.sum()] for m, c in classes.items() if c.sum()},
                                         round(silent / heard, 4), round(played / span, 4) if span else None,
                                         _length_shares(by_metre, metre_count, cfg.metre_pieces),
-                                        _draws(upper, cfg.span_draws), _draws(bass, cfg.span_draws))
+                                        _draws(upper, cfg.span_draws), _draws(bass, cfg.span_draws),
+                                        {name: round(float(np.median(m)), 1) for name, m in sorted(medians.items())
+                                         if len(m) >= cfg.min_parts} or None)
     return habits
 
 
