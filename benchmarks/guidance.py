@@ -21,12 +21,15 @@ from musedraft.metrics import compute_all
 from musedraft.presets import scenes
 from musedraft.score import ticks_per_bar
 
-# Session 1's sampling, then each later change on top of the previous one.
+# Session 1's sampling, then each later change on top of the previous one. CENTRES is no sampling
+# setting: the rows before it run with the habits' instrument centres taken out (each line at its
+# instrument's middle), as compose() did before session 19.
+CENTRES = "style centres"
 OLD = dict(temperature=0.9, top_p=0.95, key_penalty=5.0, tonic_bias=0.5, clash_penalty=0.0, parallel_penalty=0.0,
            entry_bias=0.0, gap_penalty=0.0, leading_tone_bias=0.0, ambitus_penalty=0.0,
            long_note_penalty=0.0, chromatic_budget=False, rest_budget=False, entry_rest=0.0, voice_budget=False,
            length_penalty=0.0, register_penalty=0.0, balance_penalty=0.0, tonic_budget=False, rest_pull=0.0,
-           tacet_bars=0.0, tacet_deadline=False)
+           tacet_bars=0.0, tacet_deadline=False, **{CENTRES: False})
 STEPS = [
     ("session 1: T 0.9, top-p 0.95, key penalty 5, tonic bias 0.5", {}),
     ("+ voice-leading guidance (clash 4.5, parallels 4.5)", dict(clash_penalty=4.5, parallel_penalty=4.5)),
@@ -45,8 +48,9 @@ STEPS = [
      dict(balance_penalty=0.5, tonic_budget=True)),
     ("+ rest pull 1.5 while the piece owes its style silence", dict(rest_pull=1.5)),
     ("+ an instrument that sat out two bars pulled in whatever the budget", dict(tacet_bars=2.0)),
-    ("+ ... and while the bars left barely let it sound in half the draft's (the defaults)",
-     dict(tacet_deadline=True)),
+    ("+ ... and while the bars left barely let it sound in half the draft's", dict(tacet_deadline=True)),
+    ("+ each line centred where the style's parts for its instrument sit (style habits; the defaults)",
+     {CENTRES: True}),
 ]
 METRICS = ("pitch_class_entropy", "groove_consistency", "polyphony", "notes_per_bar", "pitch_range")
 
@@ -58,8 +62,11 @@ def heard_bars(track, bar: int) -> int:
 
 def run(settings: dict, n: int, model) -> dict:
     """n drafts (one per scene preset in turn, 16 bars, seeds 100...) under these sampling settings."""
-    original = composer_module._sampling
-    composer_module._sampling = lambda t, p, d: dataclasses.replace(original(t, p, d), **settings)
+    original, habits = composer_module._sampling, model.habits
+    sampling = {k: v for k, v in settings.items() if k != CENTRES}
+    composer_module._sampling = lambda t, p, d: dataclasses.replace(original(t, p, d), **sampling)
+    if not settings[CENTRES]:
+        model.habits = {style: dataclasses.replace(h, centres=None) for style, h in habits.items()}
     try:
         presets = scenes()
         found: Counter = Counter()
@@ -78,7 +85,7 @@ def run(settings: dict, n: int, model) -> dict:
                 if m in values:
                     values[m].append(v)
     finally:
-        composer_module._sampling = original
+        composer_module._sampling, model.habits = original, habits
     per100 = lambda *rules: round(100 * sum(found[r] for r in rules) / bars, 1)  # noqa: E731
     return {"clash": per100("clash"), "weak-clash": per100("weak-clash"),
             "parallels": per100("parallel-fifths", "parallel-octaves"), "out-of-key": per100("out-of-key"),
