@@ -307,7 +307,7 @@ def test_register_pull_draws_a_fresh_piece_to_its_instruments_not_a_primer(tiny_
 
 def test_a_style_centres_each_line_where_its_parts_for_that_instrument_sit(tiny_composer, monkeypatch):
     """With the style's habits, a line centres where the style's parts for its instrument do, and the
-    header names its register from there: Monteverdi's tenors sit in an alto's band. Slots go top
+    header names its register from there: a tenor centred on D4 is named in an alto's band. Slots go top
     first by those centres; an instrument the style has no centre for keeps its middle."""
     from musedraft.habits import StyleHabits  # noqa: PLC0415
     from musedraft.instruments import get_instrument  # noqa: PLC0415

@@ -19,6 +19,7 @@ from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
 from musedraft.errors import RequestError
 from musedraft.export import key_of_signature, key_signature
+from musedraft.habits import line_centre
 from musedraft.instruments import (
     MOST_LINES,
     Instrument,
@@ -229,8 +230,7 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     lines = [line for group in per_instrument for line in group]
     tonic, mode = parse_key(req.key)
     shift = normalising_shift(tonic, mode)
-    habits = composer.habits.get(req.style)  # where the style writes for each instrument; none: their middles
-    line_centres = [habits.centre(line) if habits else line.middle for line in lines]
+    line_centres = [line_centre(line, composer.habits.get(req.style)) for line in lines]
     order = _slot_order(line_centres)
     slot_insts = [lines[i] for i in order]
     # Training names a line's register from its median in the C major / A minor frame the model reads,

@@ -24,7 +24,7 @@ import numpy as np
 
 from musedraft.errors import CorpusError, RequestError
 from musedraft.files import atomic_path
-from musedraft.habits import StyleHabits
+from musedraft.habits import StyleHabits, line_centre
 from musedraft.metrics import METRICS, compute_all
 from musedraft.score import first_bars
 
@@ -63,7 +63,7 @@ def _instruments(row: dict, habits: StyleHabits | None = None) -> list[str | int
         inst = instrument_of_track(part.get("name"), int(part.get("program", 0)))
         if inst.name == "choir" and part.get("median_pitch") is not None:
             inst = min((get_instrument(s) for s in _SINGERS),
-                       key=lambda i: abs((habits.centre(i) if habits else i.middle) - part["median_pitch"]))
+                       key=lambda i: abs(line_centre(i, habits) - part["median_pitch"]))
         if not (inst == previous and len(lines_of(inst)) > 1):
             out.append(inst.name if inst.name in known else inst.program)
         previous = inst

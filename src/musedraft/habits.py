@@ -15,7 +15,7 @@ share of the time a line plays (chorales 96%, madrigals 71%) is how far the samp
 voices back in. The share of notes in each length class, per metre (medieval pieces in 6/8: a third
 eighths, a quarter dotted quarters), is what the sampler lets each note length have before it costs:
 the model writes 6/8 as the folk tunes that hold most of its 6/8 notes. Where the style's parts for an
-instrument centre (madrigal cantos on F5, where a soprano's middle is G#4) is where its lines are
+instrument centre (madrigal sopranos on B4, where a soprano's middle is G#4) is where its lines are
 centred: drafts asking for the named singers' modern registers sang Monteverdi's upper voices 5-7
 semitones low.
 
@@ -38,7 +38,7 @@ from musedraft.files import atomic_path
 from musedraft.instruments import Instrument, instrument_of_track, lines_of
 
 __all__ = ["StyleHabits", "HabitsConfig", "measure_habits", "save_habits", "load_habits", "length_class",
-           "LENGTH_EDGES", "ANY_METRE"]
+           "line_centre", "LENGTH_EDGES", "ANY_METRE"]
 
 FILENAME = "habits.json"
 # Upper edges, in quarters, of the note-length classes: sixteenths, eighths, quarters, dotted quarters,
@@ -68,8 +68,8 @@ class StyleHabits:
     centres: dict[str, float] | None = None  # one-line instrument -> median pitch of the style's parts for it (those with HabitsConfig.min_parts): where the style writes for it
 
     def centre(self, line: Instrument) -> float:
-        """Where a line for `line`'s instrument sits in this style: Monteverdi's cantos centre on F5, a
-        soprano's middle (G#4) sits a fourth below. An instrument the style has too few parts for, or a
+        """Where a line for `line`'s instrument sits in this style: madrigal sopranos centre on B4, a
+        soprano's middle (G#4) a minor third below. An instrument the style has too few parts for, or a
         keyboard's line (its own range), keeps its middle; a centre outside the line's range is moved into it."""
         centre = (self.centres or {}).get(line.name)
         if centre is None or len(lines_of(line)) > 1:
@@ -86,6 +86,12 @@ class StyleHabits:
                     longest_note=self.longest_note, rests=self.rests,
                     borrowed=tuple(profile) if profile else None, sounding=self.sounding,
                     lengths=tuple(shares) if shares else None)
+
+
+def line_centre(line: Instrument, habits: StyleHabits | None) -> float:
+    """Where `line` centres: in its style (`StyleHabits.centre`), or at its instrument's middle for a
+    checkpoint without habits for the style."""
+    return habits.centre(line) if habits else line.middle
 
 
 @dataclass(frozen=True)
@@ -138,13 +144,13 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             beat = score.ticks_per_quarter * 4 / den  # a beat of the metre, as Duration tokens count
             lines = [t for t in score.tracks if not t.is_drum]
             notes = [n for t in lines for n in t.notes]
-            measured = sorted((t for t in lines if len(t.notes) >= cfg.min_notes),
-                              key=lambda t: -np.median([n.pitch for n in t.notes]))
-            line_spans = [int(np.ptp([n.pitch for n in t.notes])) for t in measured]
-            for t in measured:
+            measured = sorted(((float(np.median([n.pitch for n in t.notes])), t) for t in lines
+                               if len(t.notes) >= cfg.min_notes), key=lambda m: -m[0])
+            line_spans = [int(np.ptp([n.pitch for n in t.notes])) for _, t in measured]
+            for median, t in measured:
                 inst = instrument_of_track(t.name, t.program)
                 if len(lines_of(inst)) == 1:
-                    medians.setdefault(inst.name, []).append(float(np.median([n.pitch for n in t.notes])))
+                    medians.setdefault(inst.name, []).append(median)
             if len(line_spans) > 1:
                 bass.append(line_spans.pop())
             upper += line_spans
