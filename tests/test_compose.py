@@ -332,6 +332,35 @@ def test_a_style_centres_each_line_where_its_parts_for_that_instrument_sit(tiny_
     assert seen[1] == ([68, 56, 49], ["Track_soprano", "Track_tenor", "Track_bass"])
 
 
+def test_a_quartet_s_violins_centre_by_rank(tiny_composer, monkeypatch):
+    """Two violins asked for take the style's first- and second-violin centres in the order asked, so
+    in D major the header names one a soprano's register and the other an alto's, where one pooled
+    centre named both soprano; a lone violin takes the pooled centre."""
+    from musedraft.habits import StyleHabits  # noqa: PLC0415
+    from musedraft.instruments import get_instrument  # noqa: PLC0415
+    from musedraft.tokenizer import normalising_shift, parse_key  # noqa: PLC0415
+
+    seen = []
+    generate_batch = tiny_composer.generator.generate_batch
+
+    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
+        seen.append((constraints.centres, [tiny_composer.tokenizer.vocab.tokens[i] for i in fixed if
+                                           tiny_composer.tokenizer.vocab.tokens[i].startswith("Track_")]))
+        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
+
+    monkeypatch.setattr(tiny_composer.generator, "generate_batch", spy)
+    habits = {"classical": StyleHabits(ambitus=14, pieces=50, lines=200, centres={"violin": 71.0, "viola": 60.0, "cello": 51.0},
+                                       ranks={"violin": [76.0, 67.0]})}
+    monkeypatch.setattr(tiny_composer, "habits", habits)
+    for instruments in (["violin", "violin", "viola", "cello"], ["viola", "violin", "cello", "violin"], ["violin", "viola", "cello"]):
+        compose("classical", key="D major", instruments=instruments, bars=1, seed=1, repair=False, model=tiny_composer)
+    shift = normalising_shift(*parse_key("D major"))
+    assert shift == -2 and get_instrument("violin").low < 67.0
+    assert seen[0] == ([74.0, 65.0, 58.0, 49.0], ["Track_soprano", "Track_alto", "Track_tenor", "Track_bass"])
+    assert seen[1] == seen[0]  # slots go top first whatever order the request lists the parts in
+    assert seen[2] == ([69.0, 58.0, 49.0], ["Track_soprano", "Track_tenor", "Track_bass"])
+
+
 @pytest.mark.parametrize(("key", "register"), [("C major", "soprano"), ("F major", "alto"), ("G major", "soprano"), ("D minor", "alto")])
 def test_header_names_each_line_s_register_in_the_key_the_model_reads(tiny_composer, monkeypatch, key, register):
     """Training sets a line's register token from its median in the C major / A minor frame; compose()

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from tests.conftest import make_score
 
 from musedraft.cli import main
 from musedraft.composer import DEFAULT_MODEL, Composer
@@ -150,3 +151,48 @@ def test_each_instrument_centres_where_the_style_s_parts_for_it_do(tiny_corpus):
     assert habit.centre(violin) == violin.middle  # no centre in this style
     assert habit.centre(lines_of(get_instrument("piano"))[0]) == lines_of(get_instrument("piano"))[0].middle  # a keyboard's line keeps its own
     assert StyleHabits(ambitus=12, pieces=1, lines=1).centre(soprano) == soprano.middle  # a file from before centres
+
+
+def test_several_parts_for_one_instrument_centre_by_rank(tmp_path):
+    """In pieces with two violins the top part and the lower one are measured apart (a quartet's first
+    violin sits a sixth above its second); a lone violin counts in the pooled centre only, and a rank
+    with fewer than min_parts parts (a third violin in one piece) has no centre of its own."""
+    from musedraft.instruments import get_instrument  # noqa: PLC0415
+
+    rows, firsts, seconds, violins = [], [], [], []
+    for k in range(7):
+        names = {0: ["Violin III", "Violin I", "Violin II", "Viola"], 6: ["Violin", "Viola"]}.get(
+            k, ["Violin I", "Violin II", "Viola", "Violoncello"])
+        tops = {"Violin I": 74 + k, "Violin II": 65 + k, "Violin III": 60, "Violin": 70, "Viola": 58, "Violoncello": 50}
+        programs = [get_instrument({"Viola": "viola", "Violoncello": "cello"}.get(n, "violin")).program for n in names]
+        score = make_score(*([(tops[n] - (i % 3), i, 1) for i in range(8)] for n in names), names=names, programs=programs)
+        score.dump_midi(tmp_path / f"q{k}.mid")
+        rows.append({"id": f"q{k}", "style": "classical", "split": "train", "midi": f"q{k}.mid", "key_pc": 0, "mode": "major"})
+        medians = sorted((tops[n] - 1 for n in names if n.startswith("Violin")), reverse=True)
+        violins += medians
+        if len(medians) > 1:
+            firsts.append(medians[0])
+            seconds.append(medians[1])
+    (tmp_path / "table.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    habits = measure_habits(tmp_path, HabitsConfig(excerpt_bars=(16, 16)))["classical"]
+    assert habits.ranks == {"violin": [np.median(firsts), np.median(seconds)]}  # no cello or viola pairs; one third violin
+    assert habits.centres["violin"] == np.median(violins)
+    assert habits.ranks["violin"][0] - habits.ranks["violin"][1] == 9
+
+    violin = get_instrument("violin")
+    habit = StyleHabits(ambitus=12, pieces=45, lines=225, centres={"violin": 71.0}, ranks={"violin": [76.0, 67.0]})
+    assert [habit.centre(violin, rank) for rank in (None, 0, 1, 2)] == [71.0, 76.0, 67.0, 71.0]  # a third violin: pooled
+    assert StyleHabits(ambitus=12, pieces=1, lines=1, centres={"violin": 71.0}).centre(violin, 1) == 71.0  # a file from before ranks
+
+
+def test_a_request_s_lines_for_one_instrument_rank_in_the_order_asked():
+    from musedraft.habits import line_centres  # noqa: PLC0415
+    from musedraft.instruments import get_instrument  # noqa: PLC0415
+
+    violin, viola, cello = (get_instrument(n) for n in ("violin", "viola", "cello"))
+    habit = StyleHabits(ambitus=12, pieces=45, lines=225, centres={"violin": 71.0, "viola": 60.0},
+                        ranks={"violin": [76.0, 67.0], "viola": [62.0, 57.0]})
+    assert line_centres([violin, violin, viola, cello], habit) == [76.0, 67.0, 60.0, cello.middle]
+    assert line_centres([viola, violin, cello, violin], habit) == [60.0, 76.0, cello.middle, 67.0]
+    assert line_centres([violin, viola, cello], habit) == [71.0, 60.0, cello.middle]  # one violin: the pooled centre
+    assert line_centres([violin, violin], None) == [violin.middle, violin.middle]  # a checkpoint without habits

@@ -19,7 +19,7 @@ from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
 from musedraft.errors import RequestError
 from musedraft.export import key_of_signature, key_signature
-from musedraft.habits import line_centre
+from musedraft.habits import line_centres
 from musedraft.instruments import (
     MOST_LINES,
     Instrument,
@@ -230,12 +230,12 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     lines = [line for group in per_instrument for line in group]
     tonic, mode = parse_key(req.key)
     shift = normalising_shift(tonic, mode)
-    line_centres = [line_centre(line, composer.habits.get(req.style)) for line in lines]
-    order = _slot_order(line_centres)
+    where = line_centres(lines, composer.habits.get(req.style))
+    order = _slot_order(where)
     slot_insts = [lines[i] for i in order]
     # Training names a line's register from its median in the C major / A minor frame the model reads,
     # so the centre is moved into that frame first: a soprano's G#4 in F major reads as D#4, an alto's band.
-    centres = [line_centres[i] + shift for i in order]
+    centres = [where[i] + shift for i in order]
     controls = Controls(req.style, mode, [register_of(c) for c in centres])
     header = composer.tokenizer.header_ids(controls)
     if composer.tokenizer.unsupported_time_signature(_ts_score(req.time_signature)):

@@ -17,17 +17,22 @@ eighths, a quarter dotted quarters), is what the sampler lets each note length h
 the model writes 6/8 as the folk tunes that hold most of its 6/8 notes. Where the style's parts for an
 instrument centre (madrigal sopranos on B4, where a soprano's middle is G#4) is where its lines are
 centred: drafts asking for the named singers' modern registers sang Monteverdi's upper voices 5-7
-semitones low.
+semitones low. Where a piece has several parts for one instrument, each rank has its own centre
+(a classical first violin on E5, the second on G4): one centre pooled over both put a quartet's two
+violins in an alto's band, and music21 heard the requested key in fewer quartet drafts.
 
     corpus table (train split) ─► openings of 16-32 bars ─► each line's span, each note's length,
         each note's pitch class (in C major / A minor), each silent beat, the time each line plays,
-        each note's length class in its metre, each part's median by instrument ─► habits per style
+        each note's length class in its metre, each part's median by instrument (and by rank among
+        a piece's parts for one instrument) ─► habits per style
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,7 +43,7 @@ from musedraft.files import atomic_path
 from musedraft.instruments import Instrument, instrument_of_track, lines_of
 
 __all__ = ["StyleHabits", "HabitsConfig", "measure_habits", "save_habits", "load_habits", "length_class",
-           "line_centre", "LENGTH_EDGES", "ANY_METRE"]
+           "line_centre", "line_centres", "LENGTH_EDGES", "ANY_METRE"]
 
 FILENAME = "habits.json"
 # Upper edges, in quarters, of the note-length classes: sixteenths, eighths, quarters, dotted quarters,
@@ -66,12 +71,17 @@ class StyleHabits:
     spans: list[int] | None = None  # spans (semitones) of the lines above the bass, or of a lone line, at equally likely quantiles: each new line draws its ambitus from them
     bass_spans: list[int] | None = None  # the same for the lowest line of pieces in two or more (chorale basses span 18 semitones, the voices above 12-14)
     centres: dict[str, float] | None = None  # one-line instrument -> median pitch of the style's parts for it (those with HabitsConfig.min_parts): where the style writes for it
+    ranks: dict[str, list[float]] | None = None  # one-line instrument -> the centre of its top, second, ... part in the style's pieces with two or more parts for it (each rank with HabitsConfig.min_parts)
 
-    def centre(self, line: Instrument) -> float:
+    def centre(self, line: Instrument, rank: int | None = None) -> float:
         """Where a line for `line`'s instrument sits in this style: madrigal sopranos centre on B4, a
-        soprano's middle (G#4) a minor third below. An instrument the style has too few parts for, or a
-        keyboard's line (its own range), keeps its middle; a centre outside the line's range is moved into it."""
-        centre = (self.centres or {}).get(line.name)
+        soprano's middle (G#4) a minor third below. `rank` is the line's place (0: the top) among a
+        request's lines for the same instrument: a classical first violin centres on E5, the second on G4,
+        where the two pooled centre on B4 and put both in an alto's band. An instrument the style has too
+        few parts for, or a keyboard's line (its own range), keeps its middle; a rank the style has too
+        few parts for takes the pooled centre; a centre outside the line's range is moved into it."""
+        by_rank = (self.ranks or {}).get(line.name, [])
+        centre = by_rank[rank] if rank is not None and rank < len(by_rank) else (self.centres or {}).get(line.name)
         if centre is None or len(lines_of(line)) > 1:
             return line.middle
         return min(max(centre, line.low), line.high)
@@ -88,10 +98,22 @@ class StyleHabits:
                     lengths=tuple(shares) if shares else None)
 
 
-def line_centre(line: Instrument, habits: StyleHabits | None) -> float:
+def line_centre(line: Instrument, habits: StyleHabits | None, rank: int | None = None) -> float:
     """Where `line` centres: in its style (`StyleHabits.centre`), or at its instrument's middle for a
     checkpoint without habits for the style."""
-    return habits.centre(line) if habits else line.middle
+    return habits.centre(line, rank) if habits else line.middle
+
+
+def line_centres(lines: list[Instrument], habits: StyleHabits | None) -> list[float]:
+    """Where each of a request's lines centres. Several lines for one instrument rank in the order
+    asked for, as a score lists violin I above violin II; a lone line takes its instrument's pooled centre."""
+    count = Counter(line.name for line in lines)
+    seen: Counter[str] = Counter()
+    centres = []
+    for line in lines:
+        centres.append(line_centre(line, habits, seen[line.name] if count[line.name] > 1 else None))
+        seen[line.name] += 1
+    return centres
 
 
 @dataclass(frozen=True)
@@ -137,6 +159,7 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
         by_metre: dict[str, np.ndarray] = {}  # time signature -> notes per length class
         metre_count: dict[str, int] = {}
         medians: dict[str, list[float]] = {}  # one-line instrument -> median pitch of each part for it
+        ranked: dict[str, list[list[float]]] = {}  # one-line instrument -> rank -> those medians, in pieces with several such parts
         for row in style_rows:
             bars = int(rng.integers(cfg.excerpt_bars[0], cfg.excerpt_bars[1] + 1))
             score = first_bars(load_midi(cache / row["midi"]), bars)
@@ -147,10 +170,18 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
             measured = sorted(((float(np.median([n.pitch for n in t.notes])), t) for t in lines
                                if len(t.notes) >= cfg.min_notes), key=lambda m: -m[0])
             line_spans = [int(np.ptp([n.pitch for n in t.notes])) for _, t in measured]
+            parts: dict[str, list[float]] = {}  # this piece's parts by instrument, top part first
             for median, t in measured:
                 inst = instrument_of_track(t.name, t.program)
                 if len(lines_of(inst)) == 1:
                     medians.setdefault(inst.name, []).append(median)
+                    parts.setdefault(inst.name, []).append(median)
+            for name, ms in parts.items():
+                for rank, median in enumerate(ms if len(ms) > 1 else []):
+                    ranks = ranked.setdefault(name, [])
+                    if rank == len(ranks):
+                        ranks.append([])
+                    ranks[rank].append(median)
             if len(line_spans) > 1:
                 bass.append(line_spans.pop())
             upper += line_spans
@@ -177,8 +208,20 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
                                         _length_shares(by_metre, metre_count, cfg.metre_pieces),
                                         _draws(upper, cfg.span_draws), _draws(bass, cfg.span_draws),
                                         {name: round(float(np.median(m)), 1) for name, m in sorted(medians.items())
-                                         if len(m) >= cfg.min_parts} or None)
+                                         if len(m) >= cfg.min_parts} or None,
+                                        _rank_centres(ranked, cfg.min_parts))
     return habits
+
+
+def _rank_centres(ranked: dict[str, list[list[float]]], least: int) -> dict[str, list[float]] | None:
+    """Per instrument, the median of its top, second, ... parts' medians, down to the first rank with
+    fewer than `least` parts; an instrument needs two such ranks to have any."""
+    centres = {}
+    for name, ranks in sorted(ranked.items()):
+        kept = [round(float(np.median(m)), 1) for m in itertools.takewhile(lambda m: len(m) >= least, ranks)]
+        if len(kept) > 1:
+            centres[name] = kept
+    return centres or None
 
 
 def _draws(spans: list[int], n: int) -> list[int] | None:
