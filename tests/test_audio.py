@@ -309,6 +309,29 @@ def test_ogg_loop_tags_come_first_and_parse_like_rpg_maker(tmp_path, title):
         audio.write_ogg(path, stereo, SR, 0, len(stereo))
 
 
+def test_the_same_audio_gives_the_same_ogg_file(tmp_path):
+    """libvorbis draws a random stream serial number per file; write_ogg sets it from the audio, so the
+    bytes repeat, every page keeps a valid checksum (the file decodes to the frames written), and
+    other audio gets another serial."""
+    from mutagen.ogg import OggPage  # noqa: PLC0415
+
+    t = np.arange(2 * SR) / SR
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    stereo = np.stack([tone, tone], axis=1)
+    first, again = (audio.write_ogg(tmp_path / f"{name}.ogg", stereo, SR, 0, len(stereo)) for name in ("a", "b"))
+    other = audio.write_ogg(tmp_path / "c.ogg", stereo * 0.5, SR, 0, len(stereo))
+    assert first.read_bytes() == again.read_bytes()
+    back, _ = sf.read(str(first), dtype="float32")
+    assert back.shape == stereo.shape and np.corrcoef(back[:, 0], tone)[0, 1] > 0.99
+    serials = []
+    for path in (first, other):
+        with open(path, "rb") as fh:
+            page = OggPage(fh)
+        serials.append(page.serial)
+    assert serials[0] != serials[1]
+    assert rpg_maker_tag(first.read_bytes(), b"LOOPLENGTH") == len(stereo)
+
+
 def test_long_ogg_is_written_in_blocks(tmp_path):
     noise = np.random.default_rng(0).uniform(-0.2, 0.2, (65 * SR, 2)).astype(np.float32)
     path = audio.write_ogg(tmp_path / "long.ogg", noise, SR)

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -392,6 +393,9 @@ def write_ogg(
 
     RPG Maker reads the tags in samples and parses LOOPLENGTH's digits until a zero byte, so the
     comment after it must not have a length whose first byte is an ASCII digit: we pad it.
+    libvorbis (through libsndfile) gives each file a random stream serial number, the only bytes in
+    which two renders of the same audio differ; the serial is set from the audio itself, so the same
+    draft gives the same file and a build that caches by content sees no change.
     """
     import soundfile as sf  # noqa: PLC0415
     from mutagen.oggvorbis import OggVorbis  # noqa: PLC0415
@@ -413,7 +417,24 @@ def write_ogg(
                 value += " "  # the length's low byte would read as a digit of the value before
             ogg.tags.append((key, value))
         ogg.save()
+        _set_serial(tmp, zlib.crc32(audio.tobytes()))
     return path
+
+
+def _set_serial(path: Path, serial: int) -> None:
+    """Give every page of a one-stream OGG file this serial number (mutagen recomputes each page's checksum)."""
+    from mutagen.ogg import OggPage  # noqa: PLC0415
+
+    pages = []
+    with open(path, "rb") as fh:
+        while True:
+            try:
+                pages.append(OggPage(fh))
+            except EOFError:
+                break
+    for page in pages:
+        page.serial = serial
+    path.write_bytes(b"".join(page.write() for page in pages))
 
 
 def render_file(
