@@ -305,6 +305,20 @@ def test_register_pull_draws_a_fresh_piece_to_its_instruments_not_a_primer(tiny_
     assert seen == [[get_instrument("soprano").middle + shift, get_instrument("bass voice").middle + shift], None]
 
 
+def _centres_and_registers(composer, monkeypatch) -> list:
+    """A list that each generation call appends (the centres it was given, the header's register tokens) to."""
+    seen = []
+    generate_batch = composer.generator.generate_batch
+
+    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
+        tokens = [composer.tokenizer.vocab.tokens[i] for i in fixed]
+        seen.append((constraints.centres, [t for t in tokens if t.startswith("Track_")]))
+        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
+
+    monkeypatch.setattr(composer.generator, "generate_batch", spy)
+    return seen
+
+
 def test_a_style_centres_each_line_where_its_parts_for_that_instrument_sit(tiny_composer, monkeypatch):
     """With the style's habits, a line centres where the style's parts for its instrument do, and the
     header names its register from there: a tenor centred on D4 is named in an alto's band. Slots go top
@@ -312,15 +326,7 @@ def test_a_style_centres_each_line_where_its_parts_for_that_instrument_sit(tiny_
     from musedraft.habits import StyleHabits  # noqa: PLC0415
     from musedraft.instruments import get_instrument  # noqa: PLC0415
 
-    seen = []
-    generate_batch = tiny_composer.generator.generate_batch
-
-    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
-        seen.append((constraints.centres, [tiny_composer.tokenizer.vocab.tokens[i] for i in fixed if
-                                           tiny_composer.tokenizer.vocab.tokens[i].startswith("Track_")]))
-        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
-
-    monkeypatch.setattr(tiny_composer.generator, "generate_batch", spy)
+    seen = _centres_and_registers(tiny_composer, monkeypatch)
     habits = {"madrigal": StyleHabits(ambitus=14, pieces=45, lines=225, centres={"soprano": 72.0, "tenor": 62.0})}
     monkeypatch.setattr(tiny_composer, "habits", habits)
     compose("madrigal", key="C major", instruments=["bass voice", "tenor", "soprano"], bars=1, seed=1, repair=False,
@@ -340,15 +346,7 @@ def test_a_quartet_s_violins_centre_by_rank(tiny_composer, monkeypatch):
     from musedraft.instruments import get_instrument  # noqa: PLC0415
     from musedraft.tokenizer import normalising_shift, parse_key  # noqa: PLC0415
 
-    seen = []
-    generate_batch = tiny_composer.generator.generate_batch
-
-    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
-        seen.append((constraints.centres, [tiny_composer.tokenizer.vocab.tokens[i] for i in fixed if
-                                           tiny_composer.tokenizer.vocab.tokens[i].startswith("Track_")]))
-        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
-
-    monkeypatch.setattr(tiny_composer.generator, "generate_batch", spy)
+    seen = _centres_and_registers(tiny_composer, monkeypatch)
     habits = {"classical": StyleHabits(ambitus=14, pieces=50, lines=200, centres={"violin": 71.0, "viola": 60.0, "cello": 51.0},
                                        ranks={"violin": [76.0, 67.0]})}
     monkeypatch.setattr(tiny_composer, "habits", habits)
