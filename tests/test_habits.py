@@ -154,9 +154,9 @@ def test_each_instrument_centres_where_the_style_s_parts_for_it_do(tiny_corpus):
 
 
 def test_several_parts_for_one_instrument_centre_by_rank(tmp_path):
-    """In pieces with two violins the top part and the lower one are measured apart (a quartet's first
-    violin sits a sixth above its second); a lone violin counts in the pooled centre only, and a rank
-    with fewer than min_parts parts (a third violin in one piece) has no centre of its own."""
+    """In pieces with two violins the top part and the lower one are measured apart (here the first
+    violin sits 9 semitones above the second); a lone violin counts in the pooled centre only, and a
+    rank with fewer than min_parts parts (a third violin in one piece) has no centre of its own."""
     from musedraft.instruments import get_instrument  # noqa: PLC0415
 
     rows, firsts, seconds, violins = [], [], [], []

@@ -18,8 +18,8 @@ the model writes 6/8 as the folk tunes that hold most of its 6/8 notes. Where th
 instrument centre (madrigal sopranos on B4, where a soprano's middle is G#4) is where its lines are
 centred: drafts asking for the named singers' modern registers sang Monteverdi's upper voices 5-7
 semitones low. Where a piece has several parts for one instrument, each rank has its own centre
-(a classical first violin on E5, the second on G4): one centre pooled over both put a quartet's two
-violins in an alto's band, and music21 heard the requested key in fewer quartet drafts.
+(classical first violins on D5, second violins on F#4-G4): with one centre pooled over both (B4), a
+quartet's two violins were named one register, and music21 heard the requested key in fewer quartet drafts.
 
     corpus table (train split) ─► openings of 16-32 bars ─► each line's span, each note's length,
         each note's pitch class (in C major / A minor), each silent beat, the time each line plays,
@@ -76,10 +76,10 @@ class StyleHabits:
     def centre(self, line: Instrument, rank: int | None = None) -> float:
         """Where a line for `line`'s instrument sits in this style: madrigal sopranos centre on B4, a
         soprano's middle (G#4) a minor third below. `rank` is the line's place (0: the top) among a
-        request's lines for the same instrument: a classical first violin centres on E5, the second on G4,
-        where the two pooled centre on B4 and put both in an alto's band. An instrument the style has too
-        few parts for, or a keyboard's line (its own range), keeps its middle; a rank the style has too
-        few parts for takes the pooled centre; a centre outside the line's range is moved into it."""
+        request's lines for the same instrument: a classical first violin centres on D5, the second on
+        F#4-G4, where the two pooled centre on B4. An instrument the style has too few parts for, or a
+        keyboard's line (its own range), keeps its middle; a rank the style has too few parts for takes
+        the pooled centre; a centre outside the line's range is moved into it."""
         by_rank = (self.ranks or {}).get(line.name, [])
         centre = by_rank[rank] if rank is not None and rank < len(by_rank) else (self.centres or {}).get(line.name)
         if centre is None or len(lines_of(line)) > 1:
