@@ -165,6 +165,28 @@ def _notes_of(tok: Tokenizer, new: list[int]) -> list[tuple[int, int, int, int]]
     return notes
 
 
+def _parallels(notes: list[tuple[int, int, int, int]]) -> list[tuple[tuple, tuple]]:
+    """Pairs of notes (start, end, slot, pitch), the upper slot's first, that move in parallel fifths
+    or octaves, struck at the same onset, from each line's previous note, across a rest too, where those two
+    sounded together: what the harmony checker hears."""
+    before = {}  # note → the note its voice struck before it, rest or no rest
+    for slot in {n[2] for n in notes}:
+        line = [n for n in notes if n[2] == slot]
+        before.update(dict(zip(line[1:], line, strict=False)))
+    found = []
+    for a in notes:
+        for b in notes:
+            if a[2] < b[2] and a[0] == b[0] and a in before and b in before:
+                a1, b1 = before[a], before[b]
+                if max(a1[0], b1[0]) >= min(a1[1], b1[1]):
+                    continue  # the two previous notes never sounded together: no interval moved
+                moved = a1[3] != a[3] and b1[3] != b[3]
+                was, now = abs(a1[3] - b1[3]) % 12, abs(a[3] - b[3]) % 12
+                if moved and was == now and now in (0, 7):
+                    found.append((a, b))
+    return found
+
+
 def test_voice_leading_guidance_keeps_voices_consonant_and_out_of_parallels(tok, gen):
     """With overwhelming penalties, a random model writes no parallel fifths or octaves between voices
     that strike together (from each line's previous note, across a rest too, where those two sounded
@@ -182,25 +204,33 @@ def test_voice_leading_guidance_keeps_voices_consonant_and_out_of_parallels(tok,
                 for b in notes:
                     if a[2] < b[2] and a[0] < b[1] and b[0] < a[1]:
                         clashes += abs(a[3] - b[3]) % 12 in (1, 2, 6, 10, 11)
-            before = {}  # note → the note its voice struck before it, rest or no rest
-            for slot in range(len(RANGES)):
-                line = [n for n in notes if n[2] == slot]
-                before.update(dict(zip(line[1:], line, strict=False)))
-            for a in notes:
-                for b in notes:
-                    if a[2] < b[2] and a[0] == b[0] and a in before and b in before:
-                        a1, b1 = before[a], before[b]
-                        if max(a1[0], b1[0]) >= min(a1[1], b1[1]):
-                            continue  # the two previous notes never sounded together: no interval moved
-                        moved = a1[3] != a[3] and b1[3] != b[3]
-                        was, now = abs(a1[3] - b1[3]) % 12, abs(a[3] - b[3]) % 12
-                        parallels += moved and was == now and now in (0, 7)
+            parallels += len(_parallels(notes))
         return clashes, parallels
 
     guided = faults(SamplingConfig(clash_penalty=1e4, parallel_penalty=1e4))
     free = faults(SamplingConfig(clash_penalty=0, parallel_penalty=0))
     assert free[0] > 500 and free[1] > 0
     assert guided[0] < 0.05 * free[0] and guided[1] == 0
+
+
+def test_voices_above_a_cadence_keep_out_of_parallels_with_its_bass(tok, gen):
+    """In the last two bars the bass, written last at each onset, must strike the chord's root: it has
+    no pitch left that steps out of a parallel, so the voices above are held to the move it will make.
+    With an overwhelming penalty a random model's cadences have no parallels; without the penalty they
+    have them against the bass."""
+    def cadence_parallels(cfg: SamplingConfig) -> tuple[int, int]:
+        found = against_bass = 0
+        for i in range(40):
+            c = Constraints(bars=3, time_signature="4/4", pitch_ranges=RANGES, cadence=True)
+            notes = _notes_of(tok, gen.generate(header_for(tok, c), [], c, cfg, seed=i))
+            bass = max(n[2] for n in notes)
+            late = [(a, b) for a, b in _parallels(notes) if a[0] >= 4 * tok.vocab.config.beat_res]  # bars 2 and 3
+            found += len(late)
+            against_bass += sum(b[2] == bass for _, b in late)
+        return found, against_bass
+
+    assert cadence_parallels(SamplingConfig(clash_penalty=0, parallel_penalty=1e4)) == (0, 0)
+    assert cadence_parallels(SamplingConfig(clash_penalty=0, parallel_penalty=0))[1] > 0
 
 
 def test_entry_bias_brings_silent_voices_in(tok, gen):
