@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import musedraft
@@ -55,7 +56,7 @@ def main() -> None:
     ok = {"bars": 0, "time signature": 0, "tempo": 0, "instruments": 0, "each instrument heard in half the bars": 0,
           "ranges": 0, "key (music21)": 0}
     misses, seconds = [], 0.0
-    by_ensemble: dict[str, list[int]] = {}  # ensemble -> [drafts whose key music21 hears, drafts]
+    asked, heard = Counter(), Counter()  # ensemble -> drafts, and drafts whose key music21 hears
     for i in range(args.n):
         key, ts, inst, style = rng.choice(KEYS), rng.choice(METRES), rng.choice(ENSEMBLES), rng.choice(STYLES)
         tempo = rng.randrange(60, 150)
@@ -77,15 +78,15 @@ def main() -> None:
         found = music21_key(s)
         hit = same_key(found, key)
         ok["key (music21)"] += hit
-        tally = by_ensemble.setdefault(", ".join(inst), [0, 0])
-        tally[0], tally[1] = tally[0] + hit, tally[1] + 1
+        asked[", ".join(inst)] += 1
+        heard[", ".join(inst)] += hit
         if not hit:
             misses.append(f"{key} → {found}")
     lines = [f"## Controls honoured ({args.n} drafts, {args.bars} bars, varied key/metre/tempo/instruments/style)", "",
              "| control | drafts that honour it |", "|---|---|"]
     lines += [f"| {k} | {v}/{args.n} ({100 * v / args.n:.0f}%) |" for k, v in ok.items()]
     lines += ["", "| ensemble | key heard |", "|---|---|"]
-    lines += [f"| {e} | {hit}/{n} |" for e, (hit, n) in sorted(by_ensemble.items())]
+    lines += [f"| {e} | {heard[e]}/{n} |" for e, n in sorted(asked.items())]
     lines += ["", f"Mean compose time (generate + repair): {seconds / args.n:.2f} s per draft.",
               f"Key misses: {', '.join(misses) if misses else 'none'}.", "",
               f"Command: `python benchmarks/controls.py --n {args.n}"

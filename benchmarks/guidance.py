@@ -22,8 +22,8 @@ from musedraft.presets import scenes
 from musedraft.score import ticks_per_bar
 
 # Session 1's sampling, then each later change on top of the previous one. CENTRES is no sampling
-# setting: the rows before it run with the habits' instrument centres taken out (each line at its
-# instrument's middle), as compose() did before session 19.
+# setting: the rows before it run with the habits' instrument centres (pooled and per rank) taken out,
+# each line at its instrument's middle, as compose() did before session 19.
 CENTRES = "style centres"
 OLD = dict(temperature=0.9, top_p=0.95, key_penalty=5.0, tonic_bias=0.5, clash_penalty=0.0, parallel_penalty=0.0,
            entry_bias=0.0, gap_penalty=0.0, leading_tone_bias=0.0, ambitus_penalty=0.0,
@@ -66,7 +66,7 @@ def run(settings: dict, n: int, model) -> dict:
     sampling = {k: v for k, v in settings.items() if k != CENTRES}
     composer_module._sampling = lambda t, p, d: dataclasses.replace(original(t, p, d), **sampling)
     if not settings[CENTRES]:
-        model.habits = {style: dataclasses.replace(h, centres=None) for style, h in habits.items()}
+        model.habits = {style: dataclasses.replace(h, centres=None, ranks=None) for style, h in habits.items()}
     try:
         presets = scenes()
         found: Counter = Counter()

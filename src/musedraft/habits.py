@@ -159,7 +159,7 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
         by_metre: dict[str, np.ndarray] = {}  # time signature -> notes per length class
         metre_count: dict[str, int] = {}
         medians: dict[str, list[float]] = {}  # one-line instrument -> median pitch of each part for it
-        ranked: dict[str, list[list[float]]] = {}  # one-line instrument -> rank -> those medians, in pieces with several such parts
+        ranked: dict[str, list[list[float]]] = {}  # one-line instrument -> per piece with several parts for it, their medians top first
         for row in style_rows:
             bars = int(rng.integers(cfg.excerpt_bars[0], cfg.excerpt_bars[1] + 1))
             score = first_bars(load_midi(cache / row["midi"]), bars)
@@ -177,11 +177,8 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
                     medians.setdefault(inst.name, []).append(median)
                     parts.setdefault(inst.name, []).append(median)
             for name, ms in parts.items():
-                for rank, median in enumerate(ms if len(ms) > 1 else []):
-                    ranks = ranked.setdefault(name, [])
-                    if rank == len(ranks):
-                        ranks.append([])
-                    ranks[rank].append(median)
+                if len(ms) > 1:
+                    ranked.setdefault(name, []).append(ms)
             if len(line_spans) > 1:
                 bass.append(line_spans.pop())
             upper += line_spans
@@ -214,11 +211,16 @@ def measure_habits(corpus_cache: str | os.PathLike, config: HabitsConfig | None 
 
 
 def _rank_centres(ranked: dict[str, list[list[float]]], least: int) -> dict[str, list[float]] | None:
-    """Per instrument, the median of its top, second, ... parts' medians, down to the first rank with
-    fewer than `least` parts; an instrument needs two such ranks to have any."""
+    """Per instrument, the median of its top, second, ... parts' medians over the pieces that have such
+    a part, down to the first rank with fewer than `least` parts; an instrument needs two such ranks."""
     centres = {}
-    for name, ranks in sorted(ranked.items()):
-        kept = [round(float(np.median(m)), 1) for m in itertools.takewhile(lambda m: len(m) >= least, ranks)]
+    for name, pieces in sorted(ranked.items()):
+        kept = []
+        for rank in itertools.count():
+            at = [ms[rank] for ms in pieces if len(ms) > rank]
+            if len(at) < least:
+                break
+            kept.append(round(float(np.median(at)), 1))
         if len(kept) > 1:
             centres[name] = kept
     return centres or None
