@@ -48,6 +48,14 @@ def test_contrary_fifths_only_in_strict_counterpoint():
     assert [f.rule for f in check(score, HarmonyConfig(contrary_parallels=True))] == ["parallel-fifths"]
 
 
+def test_contrary_octaves_only_in_strict_counterpoint():
+    # music21's parallelUnison() also takes antiparallel motion and a double octave for a unison
+    for upper, lower in (("D5:2 A5:2", "D3:2 A2:2"), ("C5:2 C6:2", "C4:2 C3:2")):
+        assert check(voices(upper, lower)) == []
+        assert [f.rule for f in check(voices(upper, lower), HarmonyConfig(contrary_parallels=True))] == \
+            ["parallel-octaves"]
+
+
 def test_a_run_of_octaves_is_a_doubling_not_a_fault():
     assert check(voices("C5 D5 E5 F5", "C4 D4 E4 F4")) == []
     assert [f.rule for f in check(voices("C5 D5 E5 F5", "C4 D4 E4 F4"), HarmonyConfig(doubling_run=9))] == \

@@ -278,13 +278,17 @@ def parallel_motion(upper: tuple[str, str], lower: tuple[str, str], contrary: bo
     (None, 'fifths')
     >>> parallel_motion(("G4", "A4"), ("C4", "F4")) is None   # fifth to third
     True
+    >>> parallel_motion(("D5", "A5"), ("D3", "A2")), parallel_motion(("D4", "E4"), ("D4", "E4"))  # contrary; unisons
+    (None, 'octaves')
     """
     q = voiceLeading.VoiceLeadingQuartet(*(note.Note(_m21(n)) for n in (*upper, *lower)))
     fifth = q.parallelFifth() if contrary else q.parallelMotion("P5", allowOctaveDisplacement=True)
     if fifth:
         return "fifths"
+    # Not parallelUnison(): music21 counts antiparallel motion as parallel there, and a double octave
+    # as a unison, so D5 -> A5 over D3 -> A2 (contrary) read as parallel octaves.
     octave = q.parallelUnisonOrOctave() if contrary else (
-        q.parallelUnison() or q.parallelMotion("P8", allowOctaveDisplacement=True))
+        q.parallelMotion("P1") or q.parallelMotion("P8", allowOctaveDisplacement=True))
     return "octaves" if octave else None
 
 
