@@ -335,7 +335,7 @@ def test_a_style_centres_each_line_where_its_parts_for_that_instrument_sit(tiny_
     monkeypatch.setattr(tiny_composer, "habits", {})
     compose("madrigal", key="C major", instruments=["bass voice", "tenor", "soprano"], bars=1, seed=1, repair=False,
             model=tiny_composer)
-    assert seen[1] == ([68, 56, 49], ["Track_soprano", "Track_tenor", "Track_bass"])
+    assert seen[1] == ([68, 56, 47], ["Track_soprano", "Track_tenor", "Track_bass"])
 
 
 def test_a_quartet_s_violins_centre_by_rank(tiny_composer, monkeypatch):

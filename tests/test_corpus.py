@@ -77,6 +77,26 @@ def test_stream_to_score_gives_one_named_track_per_part():
     assert medians == sorted(medians, reverse=True)  # soprano above alto above tenor above bass
 
 
+def test_named_instruments_keep_their_program_in_a_cantata_chorale():
+    """bwv171.6 names its trumpets and timpani; on the choir's program a trumpet's B5 was out of range."""
+    from music21 import corpus  # noqa: PLC0415
+
+    _, parts = stream_to_score(corpus.parse("bach/bwv171.6"), style="chorale", max_tracks=16)
+    programs = {p["name"].split("\r")[0]: p["program"] for p in parts}
+    assert [programs[f"Trumpet {i}"] for i in (1, 2, 3)] == [56, 56, 56]
+    assert programs["Timpani"] == 47
+
+
+@pytest.mark.parametrize(("name", "program"), [
+    ("Oboe da caccia", 69), ("Oboe 1", 68), ("Flauto dolce", 74), ("Flauto traverso", 73), ("Bassoon", 70),
+    ("Bass", 52), ("Continuo", 42), ("Basso continuo", 42), ("Violone", 43), ("Cornet 2", 56), ("Horn 1", 60), ("Klarinette in B", 71), ("Posaune", 57),
+])
+def test_program_by_part_name(name, program):
+    from musedraft.corpus import _program_for  # noqa: PLC0415
+
+    assert _program_for(name, None, "chorale") == program
+
+
 def test_stream_to_score_keeps_at_most_max_tracks():
     from music21 import corpus  # noqa: PLC0415
 

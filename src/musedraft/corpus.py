@@ -70,19 +70,29 @@ _NOT_REPERTOIRE = {"demos": "music21's demo and test files", "theoryExercises": 
 
 # Vocal collections: an unnamed instrument is a voice, rendered as choir.
 _VOCAL_STYLES = {"chorale", "renaissance", "madrigal", "medieval"}
+# First match wins, so a name that holds another's word comes first ("English horn", "flauto dolce",
+# "bassoon"). Bach's cantata chorales name their trumpets, timpani, recorders and cornetts; before these
+# were listed they fell to the choir program with the voices, so a trumpet's B5 was out of a choir's
+# range and the chorale "choir" ranks were trumpets and timpani (78, 72, 69, 48).
 _PROGRAM_BY_NAME = [
     (re.compile(r"violin|fiddle", re.I), 40),
     (re.compile(r"viola", re.I), 41),
-    (re.compile(r"cello|violoncell", re.I), 42),
-    (re.compile(r"contrabass|double bass|basso continuo|violone", re.I), 43),
+    (re.compile(r"cello|violoncell|continuo", re.I), 42),  # a continuo's bass is written (and sits) at a cello's pitch
+    (re.compile(r"contrabass|double bass|violone", re.I), 43),
+    (re.compile(r"recorder|flauto dolce|blockfl", re.I), 74),
     (re.compile(r"flute|flauto", re.I), 73),
+    (re.compile(r"english horn|cor anglais|corno inglese|oboe da caccia|taille", re.I), 69),
     (re.compile(r"oboe", re.I), 68),
-    (re.compile(r"clarinet", re.I), 71),
+    (re.compile(r"clarinet|klarinette", re.I), 71),
+    (re.compile(r"bassoon|fagott", re.I), 70),
+    (re.compile(r"trumpet|tromba|trompet|clarino|cornet|zink", re.I), 56),
+    (re.compile(r"trombone|posaune", re.I), 57),
+    (re.compile(r"timpani|pauken|tamburi", re.I), 47),
     (re.compile(r"horn|corno", re.I), 60),
     (re.compile(r"piano|klavier|pianoforte|keyboard", re.I), 0),
     (re.compile(r"harpsichord|cembalo", re.I), 6),
     (re.compile(r"organ", re.I), 19),
-    (re.compile(r"soprano|alto|tenor|bass|cantus|altus|quintus|sextus|superius|voice|vox|triplum|motetus", re.I), 52),
+    (re.compile(r"soprano|alto|tenor|bass|cantus|altus|quintus|sextus|superius|voice|vox|triplum|motetus|gesang", re.I), 52),
 ]
 
 
