@@ -47,6 +47,7 @@ class SamplingConfig:
     leading_tone_bias: float = 0.3  # in minor, logit added to the raised seventh and taken from the subtonic
     offbeat_penalty: float = 0.0  # logit subtracted from onsets between beats (sparser rhythm)
     clash_penalty: float = 4.5  # logit subtracted from a pitch that clashes with a sounding voice (strong beats; halved elsewhere)
+    leap_clash: bool = True  # off the beat too, the full clash penalty for a pitch the line leaps to
     parallel_penalty: float = 4.5  # logit subtracted from a pitch that moves in parallel fifths/octaves with another voice
     gap_penalty: float = 1.5  # logit subtracted from a Position or Bar that leaves the music silent (see _gap_offsets)
     entry_bias: float = 2.0  # logit added at each onset to the Program token of a slot that has rested entry_rest beats: voices rest less
@@ -486,12 +487,15 @@ class Generator:
         strong = s.position == 0 or (numerator % 2 == 0 and numerator >= 4 and 2 * s.position == s.bar_positions)
         mine = p.last.get(s.slot)
         penalty = np.zeros(len(pitches), dtype=np.float32)
+        # Off the beat a dissonance reached by step may be a passing or neighbour note; one reached by leap
+        # seldom is (an appoggiatura), so it costs as much as on the beat.
+        leapt = np.abs(pitches - mine.pitch) > 2 if mine is not None and cfg.leap_clash else np.zeros(len(pitches), bool)
+        weight = np.where(leapt | strong, 1.0, 0.5) * cfg.clash_penalty
         for v in p.sounding:
             if v.slot == s.slot or not v.start <= now < v.end:
                 continue
             if cfg.clash_penalty:
-                penalty += np.where(_CLASHES[np.abs(pitches - v.pitch) % 12],
-                                    cfg.clash_penalty * (1.0 if strong else 0.5), 0.0)
+                penalty += np.where(_CLASHES[np.abs(pitches - v.pitch) % 12], weight, 0.0)
             theirs = v.previous
             if cfg.parallel_penalty and mine is not None and v.start == now and theirs is not None and _together(mine, theirs):
                 was = abs(mine.pitch - theirs.pitch) % 12
