@@ -56,6 +56,20 @@ def test_contrary_octaves_only_in_strict_counterpoint():
             ["parallel-octaves"]
 
 
+def test_a_timpani_is_not_a_voice_nor_the_bass():
+    """A timpani strikes the roots under the music: with a trumpet in octaves, or sounding above the
+    cello for a beat, it makes no parallel and no crossing, and the bass is the cello's note. A bassoon
+    on the same notes does both."""
+    def score(program: int, name: str):
+        return voices("D5:2 G4:2", "B3:2 E2:2", "D3:2 G2:2", names=["Trumpet", "Cello", name], programs=[56, 42, program])
+
+    assert check(score(47, "Timpani")) == []
+    assert sorted(f.rule for f in check(score(70, "Bassoon"))) == ["parallel-octaves", "voice-crossing"]
+    ctx = context_of(score(47, "Timpani"))
+    assert [int(ctx.pitch[ctx.bass(k)]) for k in range(len(ctx.onsets))] == [59, 40]  # B3 and E2, not the timpani's D3
+    assert context_of(voices("D3:2 A2:2", names=["Timpani"], programs=[47])).bass(0) == 0  # alone it is the bass
+
+
 def test_a_run_of_octaves_is_a_doubling_not_a_fault():
     assert check(voices("C5 D5 E5 F5", "C4 D4 E4 F4")) == []
     assert [f.rule for f in check(voices("C5 D5 E5 F5", "C4 D4 E4 F4"), HarmonyConfig(doubling_run=9))] == \

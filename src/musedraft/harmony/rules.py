@@ -121,7 +121,7 @@ def _pair_timeline(ctx: Context, a: int, b: int, window: tuple[int, int] | None)
 
 
 def _pairs(ctx: Context, track: int | None):
-    lines = [t for t in range(len(ctx.names)) if ctx.is_line[t]]
+    lines = [t for t in range(len(ctx.names)) if ctx.is_line[t] and not ctx.drum[t]]
     return [(a, b) for a, b in combinations(lines, 2) if track is None or track in (a, b)]
 
 

@@ -82,6 +82,14 @@ class Context:
     end_list: list[int]
 
     @cached_property
+    def drum(self) -> np.ndarray:
+        """Per track: a timpani. It strikes the harmony's roots and fifths under the music, so it is not
+        a voice for the voice-leading rules and not the bass a fourth is judged against (Bach's timpani
+        D3 read as the bass made a trumpet's G5 above it a clash, and his timpani and trumpets moving
+        together parallel octaves); its clashes still count."""
+        return np.array([i is not None and i.name == "timpani" for i in self.instruments], dtype=bool)
+
+    @cached_property
     def voice_list(self) -> list[tuple[list[int], list[int]]]:
         """Per track: its notes and their start ticks, as lists (for bisect)."""
         return [(v.tolist(), self.start[v].tolist()) for v in self.voice_notes]
@@ -100,7 +108,7 @@ class Context:
     def bass(self, k: int) -> int:
         """The bass note at onset k: the lowest voice (see score.voice_order) when every sounding track is a
         single voice (a tenor dipping under the bass does not make a 6/4), else the lowest pitch."""
-        notes = self.sounding[k]
+        notes = [i for i in self.sounding[k] if not self.drum[self.track[i]]] or self.sounding[k]
         if all(self.is_line[self.track[i]] for i in notes):
             return max(notes, key=lambda i: (self.track[i], -self.pitch[i]))
         return min(notes, key=lambda i: (self.pitch[i], -self.track[i]))
@@ -249,9 +257,11 @@ def new_dissonant_pairs(ctx: Context, onset_ids: np.ndarray | None = None) -> tu
     safe = np.maximum(mat, 0)
     pit = np.where(valid, ctx.pitch[safe], 10_000)
     trk = np.where(valid, ctx.track[safe], -1)
-    all_line = np.where(valid, ctx.is_line[np.maximum(trk, 0)], True).all(axis=1)
-    by_voice = np.argmax(np.where(valid, trk * 256 + (255 - pit), -1), axis=1)  # see Context.bass
-    col = np.where(all_line, by_voice, np.argmin(pit, axis=1))
+    drum = valid & ctx.drum[np.maximum(trk, 0)]
+    voiced = valid & ~(drum & (valid & ~drum).any(axis=1, keepdims=True))  # see Context.bass: a timpani only when alone
+    all_line = np.where(voiced, ctx.is_line[np.maximum(trk, 0)], True).all(axis=1)
+    by_voice = np.argmax(np.where(voiced, trk * 256 + (255 - pit), -1), axis=1)
+    col = np.where(all_line, by_voice, np.argmin(np.where(voiced, pit, 10_000), axis=1))
     bass = mat[np.arange(len(rows)), col]
     t = ctx.onsets[ids]
     upper_tab, bass_tab = dissonance_table()
