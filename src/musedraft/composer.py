@@ -551,19 +551,19 @@ class _Prepared:
 
     def to_score(self, composer: Composer, ids: list[int], written: tuple[int, int]) -> Score:
         """The model's ids back in the user's key, tracks, programs and tempo map. Outside `written`
-        (first and last bar the model wrote, 1-based) the user's notes keep their velocities, which the
-        tokens do not carry; the tracks the model does not write (drums, parts past the eighth) come
-        back as they were, in the file's track order."""
+        (first and last bar the model wrote, 1-based) the user's notes come back as they were: their
+        timing, lengths and velocities, which the tokens round to a 32nd-note grid, cut at 12 beats or do
+        not carry. A note belongs to the bar the tokenizer put it in. The tracks the model does not write
+        (drums, parts past the eighth) come back as they were, in the file's track order."""
         score = _to_score(composer, ids, -self.shift, self.track_of_line, self.request.instruments, self.programs,
                           self.request, self.tempos)
         bar = _bar_ticks(self.request)
         start, end = (written[0] - 1) * bar, written[1] * bar
         grid = TPQ // composer.tokenizer.vocab.config.beat_res  # where the tokenizer put each note
         for track, k in zip(score.tracks, self.modelled, strict=True):
-            given = {(n.pitch, round(n.time / grid)): n.velocity for n in self.source.tracks[k].notes}
-            for note in track.notes:
-                if not start <= note.time < end:
-                    note.velocity = given.get((note.pitch, round(note.time / grid)), note.velocity)
+            given = [n for n in self.source.tracks[k].notes if not start <= round(n.time / grid) * grid < end]
+            new = [n for n in track.notes if start <= n.time < end]
+            track.notes = type(track.notes)(sorted((n.copy() for n in given + new), key=lambda n: (n.time, n.pitch)))
         ours = dict(zip(self.modelled, score.tracks, strict=True))
         score.tracks = [ours[i] if i in ours else t.copy() for i, t in enumerate(self.source.tracks)
                         if i in ours or len(t.notes)]
@@ -631,9 +631,8 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
 
     Args:
         primer: a MIDI path, MIDI bytes, a symusic Score or a Draft. Its tracks (up to 8 pitched ones)
-            keep their names and programs and go on; its notes are quantised to the model's 32nd-note
-            grid and keep their velocities, and the repair leaves them alone (it edits the new bars
-            only). Drum tracks, and pitched ones past the eighth, come back as they were, with no new bars.
+            keep their names and programs and go on; its notes come back as written (the model reads
+            them on its 32nd-note grid), and the repair leaves them alone (it edits the new bars only). Drum tracks, and pitched ones past the eighth, come back as they were, with no new bars.
         bars: how many new bars to add after the primer's last bar.
     Returns:
         A Draft holding the primer followed by the continuation, in the primer's key, tempo and metre.
