@@ -632,7 +632,8 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     Args:
         primer: a MIDI path, MIDI bytes, a symusic Score or a Draft. Its tracks (up to 8 pitched ones)
             keep their names and programs and go on; its notes come back as written (the model reads
-            them on its 32nd-note grid), and the repair leaves them alone (it edits the new bars only). Drum tracks, and pitched ones past the eighth, come back as they were, with no new bars.
+            them on its 32nd-note grid), and the repair leaves them alone (it edits the new bars only).
+            Drum tracks, and pitched ones past the eighth, come back as they were, with no new bars.
         bars: how many new bars to add after the primer's last bar.
     Returns:
         A Draft holding the primer followed by the continuation, in the primer's key, tempo and metre.

@@ -84,9 +84,9 @@ class Context:
     @cached_property
     def drum(self) -> np.ndarray:
         """Per track: a timpani. It strikes the harmony's roots and fifths under the music, so it is not
-        a voice for the voice-leading rules and not the bass a fourth is judged against (Bach's timpani
-        D3 read as the bass made a trumpet's G5 above it a clash, and his timpani and trumpets moving
-        together parallel octaves); its clashes still count."""
+        a voice for the voice-leading rules and not the bass a fourth is judged against (in bwv190.7 its
+        D3, read as the bass, made a trumpet's G5 above it a weak-beat clash, and the timpani and trumpets
+        moving together parallel octaves); its clashes still count."""
         return np.array([i is not None and i.name == "timpani" for i in self.instruments], dtype=bool)
 
     @cached_property
@@ -107,7 +107,8 @@ class Context:
 
     def bass(self, k: int) -> int:
         """The bass note at onset k: the lowest voice (see score.voice_order) when every sounding track is a
-        single voice (a tenor dipping under the bass does not make a 6/4), else the lowest pitch."""
+        single voice (a tenor dipping under the bass does not make a 6/4), else the lowest pitch; a
+        timpani's only when nothing else sounds (`drum`)."""
         notes = [i for i in self.sounding[k] if not self.drum[self.track[i]]] or self.sounding[k]
         if all(self.is_line[self.track[i]] for i in notes):
             return max(notes, key=lambda i: (self.track[i], -self.pitch[i]))
