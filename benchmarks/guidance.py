@@ -29,7 +29,7 @@ OLD = dict(temperature=0.9, top_p=0.95, key_penalty=5.0, tonic_bias=0.5, clash_p
            entry_bias=0.0, gap_penalty=0.0, leading_tone_bias=0.0, ambitus_penalty=0.0,
            long_note_penalty=0.0, chromatic_budget=False, rest_budget=False, entry_rest=0.0, voice_budget=False,
            length_penalty=0.0, register_penalty=0.0, balance_penalty=0.0, tonic_budget=False, rest_pull=0.0,
-           tacet_bars=0.0, tacet_deadline=False, **{CENTRES: False})
+           tacet_bars=0.0, tacet_deadline=False, leap_clash=False, **{CENTRES: False})
 STEPS = [
     ("session 1: T 0.9, top-p 0.95, key penalty 5, tonic bias 0.5", {}),
     ("+ voice-leading guidance (clash 4.5, parallels 4.5)", dict(clash_penalty=4.5, parallel_penalty=4.5)),
@@ -49,8 +49,8 @@ STEPS = [
     ("+ rest pull 1.5 while the piece owes its style silence", dict(rest_pull=1.5)),
     ("+ an instrument that sat out two bars pulled in whatever the budget", dict(tacet_bars=2.0)),
     ("+ ... and while the bars left barely let it sound in half the draft's", dict(tacet_deadline=True)),
-    ("+ each line centred where the style's parts for its instrument sit (style habits; the defaults)",
-     {CENTRES: True}),
+    ("+ each line centred where the style's parts for its instrument sit (style habits)", {CENTRES: True}),
+    ("+ an off-beat leap into a clash costs the full clash penalty (the defaults)", dict(leap_clash=True)),
 ]
 METRICS = ("pitch_class_entropy", "groove_consistency", "polyphony", "notes_per_bar", "pitch_range")
 

@@ -89,7 +89,8 @@ def test_named_instruments_keep_their_program_in_a_cantata_chorale():
 
 @pytest.mark.parametrize(("name", "program"), [
     ("Oboe da caccia", 69), ("Oboe 1", 68), ("Flauto dolce", 74), ("Flauto traverso", 73), ("Bassoon", 70),
-    ("Bass", 52), ("Continuo", 42), ("Basso continuo", 42), ("Violone", 43), ("Cornet 2", 56), ("Horn 1", 60), ("Klarinette in B", 71), ("Posaune", 57),
+    ("Bass", 52), ("Continuo", 42), ("Basso continuo", 42), ("Violone", 43), ("Cornet 2", 56), ("Horn 1", 60),
+    ("Klarinette in B", 71), ("Posaune", 57), ("Timpani", 47), ("Trumpet 1,2", 56),
 ])
 def test_program_by_part_name(name, program):
     from musedraft.corpus import _program_for  # noqa: PLC0415

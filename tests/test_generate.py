@@ -219,7 +219,7 @@ def test_an_offbeat_leap_into_a_clash_costs_as_much_as_a_clash_on_the_beat(tok, 
     seldom is one. With it a random model leaps into fewer off-beat clashes."""
     res = tok.vocab.config.beat_res
 
-    def offbeat_clashes(cfg: SamplingConfig) -> tuple[float, float]:
+    def offbeat_clashes(cfg: SamplingConfig) -> float:
         leapt: list[bool] = []  # per off-beat note reached by leap: whether it clashes
         for i in range(40):
             c = Constraints(bars=3, time_signature="4/4", pitch_ranges=RANGES, cadence=False)
