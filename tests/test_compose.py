@@ -220,6 +220,19 @@ def test_continue_midi_gives_back_an_off_grid_primer_as_played(tiny_composer):
     assert any(n.time >= end for t in draft.score.tracks for n in t.notes)
 
 
+def test_regenerate_replaces_a_note_the_tokenizer_put_in_its_bars(tiny_composer):
+    """A note played just before bar 2 (tick 1915) is read on the grid at its downbeat, so it belongs to bar 2:
+    regenerating bars 2-3 rewrites it rather than keeping it beside the new notes; bars 1 and 4 come back as played."""
+    source = make_score([(67, 0, 1), (69, 1, 1), (71, 2, 1), (72, 1915 / TPQ, 1), (74, 5, 1), (71, 8, 4), (67, 12, 4)],
+                        [(48, 0, 4), (53, 4, 4), (55, 8, 4), (48, 12, 4)], programs=[73, 42], names=["Flute", "Cello"])
+    source.key_signatures.append(KeySignature(0, 0, 0))
+    new = regenerate(source, bars=(2, 3), model=tiny_composer, repair=False, seed=1)
+    bar = ticks_per_bar(source)
+    flute = [(n.time, n.pitch) for n in new.score.tracks[0].notes]
+    assert (1915, 72) not in flute
+    assert [x for x in flute if not bar <= x[0] < 3 * bar] == [(0, 67), (480, 69), (960, 71), (5760, 67)]
+
+
 def test_continue_midi_leaves_the_primer_as_written_velocities_drums_and_all(tiny_composer, tiny_corpus):
     """The primer is the user's music: the repair edits only the new bars (it used to correct Bach's
     own notes in 3 of 5 chorale primers), the primer's velocities survive (the tokens carry none, and
