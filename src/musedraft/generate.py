@@ -489,7 +489,7 @@ class Generator:
         penalty = np.zeros(len(pitches), dtype=np.float32)
         # Off the beat a dissonance reached by step may be a passing or neighbour note; one reached by leap
         # seldom is (an appoggiatura), so it costs as much as on the beat.
-        leapt = np.abs(pitches - mine.pitch) > 2 if mine is not None and cfg.leap_clash else np.zeros(len(pitches), bool)
+        leapt = cfg.leap_clash and mine is not None and np.abs(pitches - mine.pitch) > 2  # per pitch, or False
         weight = np.where(leapt | strong, 1.0, 0.5) * cfg.clash_penalty
         for v in p.sounding:
             if v.slot == s.slot or not v.start <= now < v.end:

@@ -90,6 +90,10 @@ class Context:
         return np.array([i is not None and i.name == "timpani" for i in self.instruments], dtype=bool)
 
     @cached_property
+    def drum_tracks(self) -> frozenset[int]:
+        return frozenset(np.flatnonzero(self.drum).tolist())
+
+    @cached_property
     def voice_list(self) -> list[tuple[list[int], list[int]]]:
         """Per track: its notes and their start ticks, as lists (for bisect)."""
         return [(v.tolist(), self.start[v].tolist()) for v in self.voice_notes]
@@ -109,7 +113,9 @@ class Context:
         """The bass note at onset k: the lowest voice (see score.voice_order) when every sounding track is a
         single voice (a tenor dipping under the bass does not make a 6/4), else the lowest pitch; a
         timpani's only when nothing else sounds (`drum`)."""
-        notes = [i for i in self.sounding[k] if not self.drum[self.track[i]]] or self.sounding[k]
+        notes = self.sounding[k]
+        if self.drum_tracks:  # repair asks this hundreds of times: no filtering where there is no timpani
+            notes = [i for i in notes if self.track[i] not in self.drum_tracks] or notes
         if all(self.is_line[self.track[i]] for i in notes):
             return max(notes, key=lambda i: (self.track[i], -self.pitch[i]))
         return min(notes, key=lambda i: (self.pitch[i], -self.track[i]))
