@@ -218,6 +218,30 @@ def test_local_recheck_agrees_with_a_full_check(chorales):
         assert local == inside
 
 
+def test_repair_reads_the_voices_in_the_order_its_edits_leave_them():
+    """Voices are ranked by median pitch, and an edit can swap two whose medians were close (here v2 and
+    v3): repair then goes on in the new order, as check() will read its result, so a second repair has
+    nothing left to do (a hypothesis example; the second pass moved v1's D#4 and v2's G3)."""
+    score = Score(480)
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    score.tempos.append(Tempo(0, 90))
+    for v, notes in enumerate([
+        [(0, 240, 72), (240, 240, 72), (480, 240, 72), (720, 240, 72), (960, 240, 72), (1200, 240, 72), (1440, 240, 72), (1680, 240, 72), (1920, 480, 72), (2400, 480, 72), (2880, 480, 72), (3360, 480, 72)],
+        [(0, 480, 63), (480, 480, 63), (960, 480, 65), (1440, 480, 63), (1920, 480, 63), (2400, 480, 63), (2880, 480, 63), (3360, 480, 63)],
+        [(0, 960, 54), (960, 960, 54), (1920, 960, 55), (2880, 960, 54)],
+        [(0, 960, 45), (960, 960, 55), (1920, 960, 54), (2880, 960, 54)],
+    ]):
+        track = Track(name=f"v{v}", program=0)
+        for time, duration, pitch in notes:
+            track.notes.append(Note(time, duration, pitch, 80))
+        score.tracks.append(track)
+    result = repair(score)
+    assert [(e.track, e.old_pitch, e.new_pitch) for e in result.edits if e.time in (1440, 1920)] == [
+        (1, 63, 65), (2, 55, 51), (3, 54, 56)]
+    assert repair(result.score).edits == []
+    assert [f.rule for f in check(result.score) if f.severity != "info"] == []
+
+
 # --- properties --------------------------------------------------------------------------------
 
 @st.composite

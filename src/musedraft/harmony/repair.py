@@ -59,7 +59,7 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
     base = in_voice_order(given, order)  # the rules read voices top first, whatever the file's order
     ctx = build_context(base, config)
     faults = all_faults(ctx)
-    before = to_findings(ctx, faults)
+    before, first_order = to_findings(ctx, faults), order
     original = ctx.pitch.copy()
     cause: dict[int, Fault] = {}  # note → the first fault an edit to it removed
     messages: dict[int, str] = {}
@@ -72,13 +72,35 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
             break
         if outcome == "moved":
             rounds += 1
-        ctx = build_context(base, config, pitch=ctx.pitch, drop=~ctx.alive)
+        base, order, ctx, original, cause, messages = _revoiced(given, base, order, ctx, original, cause, messages)
         faults = all_faults(ctx)
     after = to_findings(ctx, faults)
     edits = [replace(e, track=order[e.track]) for e in _edits(ctx, original, cause, messages)]
     back = np.argsort(order).tolist()  # the file's track t is track back[t] of `base`
     return RepairResult(in_voice_order(_apply(base, ctx), back), sorted(edits, key=lambda e: (e.time, e.track)),
-                        in_file_order(before, order), in_file_order(after, order))
+                        in_file_order(before, first_order), in_file_order(after, order))
+
+
+def _revoiced(given: Score, base: Score, order: list[int], ctx: Context, original: np.ndarray,
+              cause: dict[int, Fault], messages: dict[int, str]):
+    """The context for the next round, with the tracks in the voice order the edits so far give them.
+
+    Voices are ranked by their median pitch, and an edit can swap two whose medians were close: check()
+    on the repaired score then read another bass and other crossings than repair had, and repairing its
+    result again edited more (a two-bar hypothesis example: a D#4 and a G3 moved on the second pass). The
+    notes keep their identity (file track, index in it) across the reordering."""
+    now = voice_order(_apply(base, ctx))
+    if now == sorted(now):
+        return base, order, build_context(base, ctx.config, pitch=ctx.pitch, drop=~ctx.alive), original, cause, messages
+    new_order = [order[t] for t in now]
+    new_base = in_voice_order(given, new_order)
+    fresh = build_context(new_base, ctx.config)
+    index = {(order[t], p): i for i, (t, p) in enumerate(zip(ctx.track.tolist(), ctx.pos.tolist(), strict=True))}
+    old = np.array([index[(new_order[t], p)] for t, p in zip(fresh.track.tolist(), fresh.pos.tolist(), strict=True)],
+                   dtype=np.int64)
+    new_of = {int(i): j for j, i in enumerate(old.tolist())}
+    return (new_base, new_order, build_context(new_base, ctx.config, pitch=ctx.pitch[old], drop=~ctx.alive[old]),
+            original[old], {new_of[i]: f for i, f in cause.items()}, {new_of[i]: m for i, m in messages.items()})
 
 
 def _free(ctx: Context, bars: tuple[int, int] | None) -> np.ndarray:
