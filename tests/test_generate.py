@@ -7,6 +7,8 @@ used where seeds and the cache must give byte-identical output.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -234,9 +236,35 @@ def test_an_offbeat_leap_into_a_clash_costs_as_much_as_a_clash_on_the_beat(tok, 
                         leapt.append(any(abs(a[3] - b[3]) % 12 in (1, 2, 6, 10, 11) for b in earlier))
         return float(np.mean(leapt))
 
-    leap_on = offbeat_clashes(SamplingConfig(clash_penalty=3.0, parallel_penalty=0))
-    leap_off = offbeat_clashes(SamplingConfig(clash_penalty=3.0, parallel_penalty=0, leap_clash=False))
+    leap_on = offbeat_clashes(SamplingConfig(clash_penalty=3.0, parallel_penalty=0, beat_clash=False))
+    leap_off = offbeat_clashes(SamplingConfig(clash_penalty=3.0, parallel_penalty=0, beat_clash=False, leap_clash=False))
     assert leap_on < 0.5 * leap_off  # measured: 0.011 against 0.171
+
+
+@pytest.mark.parametrize(("time_signature", "beat", "between"), [("4/4", 1.0, 1.5), ("3/4", 2.0, 0.5), ("9/8", 3.0, 1.0)])
+def test_a_clash_on_any_beat_costs_the_full_penalty_and_only_notes_between_beats_pass(tok, gen, time_signature,
+                                                                                     beat, between):
+    """A chorale changes chord on every beat, so a dissonance struck there is seldom a passing note:
+    the full clash penalty applies on each felt beat (the dotted quarter of 9/8), not only on the
+    strong ones; between the beats the halved penalty stays. Here the soprano steps from C5 against
+    the alto's held C4, on a weak beat and between two (`beat`, `between`: the time signature's beats
+    from the bar's start, eighths in 9/8)."""
+    from musedraft.generate import _Progress  # noqa: PLC0415
+
+    v, res = tok.vocab, tok.vocab.config.beat_res  # grid positions per beat of the time signature
+
+    def penalties(at: float, cfg: SamplingConfig) -> list[float]:
+        p = _Progress()
+        for tid in (tok.bar, v[f"TimeSig_{time_signature}"], v["Position_0"], v["Program_1"], v["Pitch_60"],
+                    v["Duration_4.0.4"], v["Program_0"], v["Pitch_72"], v["Duration_0.4.8"],
+                    v[f"Position_{round(at * res)}"], v["Program_0"]):
+            gen._advance(p, tid)
+        return list(gen._voice_leading(p, np.array([71, 74, 76]), cfg))  # B4, D5 clash; E5 does not
+
+    cfg = SamplingConfig(clash_penalty=4.0, parallel_penalty=0)
+    assert penalties(beat, cfg) == [4.0, 4.0, 0.0]
+    assert penalties(beat, replace(cfg, beat_clash=False)) == [2.0, 2.0, 0.0]
+    assert penalties(between, cfg) == penalties(between, replace(cfg, beat_clash=False)) == [2.0, 2.0, 0.0]
 
 
 def test_voices_above_a_cadence_keep_out_of_parallels_with_its_bass(tok, gen):

@@ -46,8 +46,9 @@ class SamplingConfig:
     tonic_bias: float = 0.3  # logit added to the tonic triad's pitch classes: a key that must be unmistakable
     leading_tone_bias: float = 0.3  # in minor, logit added to the raised seventh and taken from the subtonic
     offbeat_penalty: float = 0.0  # logit subtracted from onsets between beats (sparser rhythm)
-    clash_penalty: float = 4.5  # logit subtracted from a pitch that clashes with a sounding voice (strong beats; halved elsewhere)
+    clash_penalty: float = 4.5  # logit subtracted from a pitch that clashes with a sounding voice (on the beat; halved between beats)
     leap_clash: bool = True  # off the beat too, the full clash penalty for a pitch the line leaps to
+    beat_clash: bool = True  # the full clash penalty on every felt beat, not only the strong ones (chorales change chord on each)
     parallel_penalty: float = 4.5  # logit subtracted from a pitch that moves in parallel fifths/octaves with another voice
     gap_penalty: float = 1.5  # logit subtracted from a Position or Bar that leaves the music silent (see _gap_offsets)
     entry_bias: float = 2.0  # logit added at each onset to the Program token of a slot that has rested entry_rest beats: voices rest less
@@ -471,8 +472,8 @@ class Generator:
     def _voice_leading(self, p: _Progress, pitches: np.ndarray, cfg: SamplingConfig,
                        bass: int | None = None, root: int | None = None) -> np.ndarray:
         """Penalties for each candidate pitch of the slot being written, against the other voices
-        sounding now: a second, seventh or tritone (full on strong beats, half elsewhere: passing
-        notes are fine off the beat), and parallel fifths or octaves with a voice that moved too.
+        sounding now: a second, seventh or tritone (full on the beat, half between beats: passing
+        notes are fine there), and parallel fifths or octaves with a voice that moved too.
         Parallels are heard as the harmony checker hears them: from the two lines' previous notes where
         those sounded together, across a rest as well. Counting only lines that moved without a rest
         missed most of what the checker then found (30 drafts mirroring held-out chorales: 41 of its 68
@@ -484,13 +485,20 @@ class Generator:
         Soft: the model may still insist, and the harmony check after generation has the last word."""
         s, now = p.grammar, p.now
         numerator = int(s.time_signature.split("/")[0]) if s.time_signature else 4
-        strong = s.position == 0 or (numerator % 2 == 0 and numerator >= 4 and 2 * s.position == s.bar_positions)
+        # where a clash costs the full penalty: the strong beats, and with beat_clash every felt beat
+        # (in 4/4 beats 2 and 4 too, in 6/8 the second dotted quarter)
+        full = s.position == 0 or (numerator % 2 == 0 and numerator >= 4 and 2 * s.position == s.bar_positions)
+        if cfg.beat_clash and not full:
+            denominator = int(s.time_signature.split("/")[1]) if s.time_signature else 4
+            compound = numerator % 3 == 0 and numerator > 3 and denominator >= 8
+            pulse = s.bar_positions // numerator * (3 if compound else 1)
+            full = pulse > 0 and s.position % pulse == 0
         mine = p.last.get(s.slot)
         penalty = np.zeros(len(pitches), dtype=np.float32)
         # Off the beat a dissonance reached by step may be a passing or neighbour note; one reached by leap
         # seldom is (an appoggiatura), so it costs as much as on the beat.
         leapt = cfg.leap_clash and mine is not None and np.abs(pitches - mine.pitch) > 2  # per pitch, or False
-        weight = np.where(leapt | strong, 1.0, 0.5) * cfg.clash_penalty
+        weight = np.where(leapt | full, 1.0, 0.5) * cfg.clash_penalty
         for v in p.sounding:
             if v.slot == s.slot or not v.start <= now < v.end:
                 continue
