@@ -287,6 +287,30 @@ def test_voices_above_a_cadence_keep_out_of_parallels_with_its_bass(tok, gen):
     assert cadence_parallels(SamplingConfig(clash_penalty=0, parallel_penalty=0))[1] > 0
 
 
+def test_a_timpani_is_held_to_no_parallels_and_is_not_the_bass(tok, gen):
+    """A timpani strikes roots and fifths under the music, doubling the bass in octaves; the harmony
+    checker holds it to no voice leading (harmony.scan.Context.drum), so neither does the generator:
+    no parallel penalty to or from its slot, its clashes still cost, and it is not the bass a cadence
+    puts the root in."""
+    from musedraft.generate import _Progress  # noqa: PLC0415
+
+    v, res = tok.vocab, tok.vocab.config.beat_res
+    p = _Progress()
+    for tid in (tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"], v["Pitch_48"], v["Duration_1.0.8"],
+                v["Program_1"], v["Pitch_36"], v["Duration_1.0.8"], v[f"Position_{res}"],
+                v["Program_0"], v["Pitch_43"], v["Duration_1.0.8"], v["Program_1"]):
+        gen._advance(p, tid)  # beat 2: slot 0 went C3 -> G2; slot 1 (C2 on beat 1) is being written
+    cfg = SamplingConfig(clash_penalty=4.0, parallel_penalty=5.0)
+    pitches = np.array([31, 33, 40])  # G1 (octaves with slot 0, from C2 under C3), A1 (a clash), E2
+    assert list(gen._voice_leading(p, pitches, cfg)) == [5.0, 4.0, 0.0]
+    assert list(gen._voice_leading(p, pitches, cfg, drums=(1,))) == [0.0, 4.0, 0.0]  # the timpani writes
+    assert list(gen._voice_leading(p, pitches, cfg, drums=(0,))) == [0.0, 4.0, 0.0]  # the other line is one
+    ranges = [(36, 60), (28, 55), (40, 57)]  # cello, contrabass, timpani: the lowest voice is the bass
+    assert Constraints(bars=2, time_signature="4/4", pitch_ranges=ranges[:2] + [(20, 50)]).bass_slot == 2
+    assert Constraints(bars=2, time_signature="4/4", pitch_ranges=ranges[:2] + [(20, 50)], drums=(2,)).bass_slot == 1
+    assert Constraints(bars=2, time_signature="4/4", pitch_ranges=[(20, 50)], drums=(0,)).bass_slot == 0  # alone
+
+
 def test_entry_bias_brings_silent_voices_in(tok, gen):
     """A silent slot's Program token gets the bias at each onset: voices rest less, so more of them
     sound at each onset than without it (same random model, same seeds)."""

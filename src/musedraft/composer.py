@@ -243,20 +243,21 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     cfg = _sampling(temperature, top_p, req.density)
     ranges = [(i.low + shift, i.high + shift) for i in slot_insts]
     tracks = [owner[i] for i in order]
+    drums = _drums(slot_insts)
     reqs = [replace(req, seed=req.seed + k) for k in range(n)]
     t1 = time.perf_counter()
     if loop:
         bodies = _generate(composer, header, [], req.bars - _CLOSING_BARS, ranges, mode, reqs, cfg, cadence=False,
-                           centres=centres, tracks=tracks)
+                           centres=centres, tracks=tracks, drums=drums)
         streams = []
         for body, r in zip(bodies, reqs, strict=True):
             fixed = header + _fim_block(composer, body, _first_bars(composer, body, _CLOSING_BARS))
             closing = _generate(composer, fixed, [], _CLOSING_BARS, ranges, mode, [r], cfg, cadence=False,
-                                tempo=None, seed_offset=1, centres=centres, tracks=tracks)[0]
+                                tempo=None, seed_offset=1, centres=centres, tracks=tracks, drums=drums)[0]
             streams.append(body + closing)
     else:
         streams = _generate(composer, header, [], req.bars, ranges, mode, reqs, cfg, cadence=True, centres=centres,
-                            tracks=tracks)
+                            tracks=tracks, drums=drums)
     timings["generate"] = time.perf_counter() - t1
     if n > 1:
         timings["candidates_in_batch"] = n
@@ -314,11 +315,12 @@ def _ts_score(ts: str) -> Score:
 
 
 def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, tempo="request", seed_offset=0,
-              centres=None, tracks=None):
+              centres=None, tracks=None, drums=()):
     """New streams (EOS dropped), one per request in `reqs` (same request, different seeds), in one batch.
     `centres` (a fresh piece's instruments' registers) draw drifting lines back, and `tracks` (the
     instrument of each line) pull in an instrument sitting the piece out; a primer's lines centre
-    and rest where the user put them, so a continuation goes without both."""
+    and rest where the user put them, so a continuation goes without both. `drums` are the lines a
+    timpani plays (no voice for parallels, nor the bass)."""
     from musedraft.generate import Constraints  # noqa: PLC0415
 
     reqs = [reqs] if isinstance(reqs, Request) else reqs
@@ -327,10 +329,15 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
     habits = h.guidance(mode, reqs[0].time_signature) if h else {}
     c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
                     tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh,
-                    centres=centres, tracks=tracks, **habits)
+                    centres=centres, tracks=tracks, drums=tuple(drums), **habits)
     seeds = [r.seed * 7919 + seed_offset for r in reqs]
     rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
     return [[t for t in new if t != composer.tokenizer.eos] for new in rows]
+
+
+def _drums(lines: list[Instrument]) -> tuple[int, ...]:
+    """The lines a timpani plays: the harmony checker holds it to no voice leading (harmony.scan.Context.drum)."""
+    return tuple(k for k, line in enumerate(lines) if line.name == "timpani")
 
 
 def _first_bars(composer, stream: list[int], n: int) -> list[int]:
@@ -548,6 +555,7 @@ class _Prepared:
     tempos: list[Tempo]
     source: Score  # the user's score at TPQ, every track
     modelled: list[int]  # the index in source.tracks of each track the model writes (its pitched ones, at most 8)
+    drums: tuple[int, ...]  # the lines a timpani plays
 
     def to_score(self, composer: Composer, ids: list[int], written: tuple[int, int]) -> Score:
         """The model's ids back in the user's key, tracks, programs and tempo map. Outside `written`
@@ -622,7 +630,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     num, den = time_signature(score)
     req = Request(style, key, round(tempo_bpm(score), 2), f"{num}/{den}", names, bars, int(seed), False)
     return _Prepared(header, stream, shift, programs, ranges, mode, req, track_of_line, list(score.tempos), score,
-                     modelled)
+                     modelled, _drums(line_insts))
 
 
 def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int = 0, repair: bool = True,
@@ -645,7 +653,8 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     primer_bars = len(composer.tokenizer.bar_starts(p.stream))
     cfg = _sampling(temperature, top_p, p.request.density)
     t1 = time.perf_counter()
-    new = _generate(composer, p.header, p.stream, bars, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None)[0]
+    new = _generate(composer, p.header, p.stream, bars, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None,
+                    drums=p.drums)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     p.request.bars = primer_bars + bars
     written = (primer_bars + 1, primer_bars + bars)
@@ -674,9 +683,11 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     n = last - first + 1
     if suffix:
         fixed = p.header + _fim_block(composer, prefix, _leading_bars(composer, suffix, composer.model.cfg.context // 4))
-        middle = _generate(composer, fixed, [], n, p.ranges, p.mode, p.request, cfg, cadence=False, tempo=None)[0]
+        middle = _generate(composer, fixed, [], n, p.ranges, p.mode, p.request, cfg, cadence=False, tempo=None,
+                           drums=p.drums)[0]
     else:
-        middle = _generate(composer, p.header, prefix, n, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None)[0]
+        middle = _generate(composer, p.header, prefix, n, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None,
+                           drums=p.drums)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     p.request.bars = total
     score = p.to_score(composer, p.header + prefix + middle + suffix, (first, last))

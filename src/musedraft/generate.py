@@ -91,6 +91,7 @@ class Constraints:
     tracks: list[int] | None = None  # per track slot, the instrument its line plays (a piano's four lines: one); None = no tacet pull (a primer's lines rest as written)
     centres: list[float] | None = None  # per track slot, the pitch its line centres on (its instrument's register); None = no pull
     lengths: tuple[float, ...] | None = None  # share of the style's notes in each length class in this metre (its habit); None = no length budget
+    drums: tuple[int, ...] = ()  # slots a timpani plays: no voice for parallels, not the bass (as the harmony checker hears it)
 
     @property
     def slots(self) -> int:
@@ -98,7 +99,8 @@ class Constraints:
 
     @property
     def bass_slot(self) -> int:
-        return min(range(self.slots), key=lambda k: sum(self.pitch_ranges[k]))
+        voices = [k for k in range(self.slots) if k not in self.drums] or list(range(self.slots))
+        return min(voices, key=lambda k: sum(self.pitch_ranges[k]))
 
     @cached_property
     def instruments(self) -> list[list[int]]:
@@ -289,7 +291,7 @@ class Generator:
                 offsets[self.pitch_ids] += np.select([pcs == 8, pcs == 7], [cfg.leading_tone_bias, -cfg.leading_tone_bias])
             if cfg.clash_penalty or cfg.parallel_penalty:
                 bass = c.bass_slot if root is not None and s.slot != c.bass_slot else None
-                offsets[self.pitch_ids] -= self._voice_leading(p, pitches, cfg, bass, root)
+                offsets[self.pitch_ids] -= self._voice_leading(p, pitches, cfg, bass, root, c.drums)
             if cfg.register_penalty and c.centres is not None:
                 offsets[self.pitch_ids] -= self._register_pull(p, c, cfg, pitches)
             if cfg.ambitus_penalty and s.slot in p.ambitus and s.slot in p.compass:
@@ -470,7 +472,7 @@ class Generator:
         return offsets
 
     def _voice_leading(self, p: _Progress, pitches: np.ndarray, cfg: SamplingConfig,
-                       bass: int | None = None, root: int | None = None) -> np.ndarray:
+                       bass: int | None = None, root: int | None = None, drums: tuple[int, ...] = ()) -> np.ndarray:
         """Penalties for each candidate pitch of the slot being written, against the other voices
         sounding now: a second, seventh or tritone (full on the beat, half between beats: passing
         notes are fine there), and parallel fifths or octaves with a voice that moved too.
@@ -482,6 +484,8 @@ class Generator:
         left to step out of a parallel, so the voices above are held to the one it will make. Without
         this, every parallel that outlasted an all but forbidding penalty (50) was against the bass in
         the last two bars (24 chorale drafts: 13 of 13).
+        A timpani (`drums`: its slots) strikes roots and fifths under the music, doubling the bass in
+        octaves: like the checker (harmony.scan.Context.drum) we hold it to no parallels; its clashes count.
         Soft: the model may still insist, and the harmony check after generation has the last word."""
         s, now = p.grammar, p.now
         numerator = int(s.time_signature.split("/")[0]) if s.time_signature else 4
@@ -494,6 +498,7 @@ class Generator:
             pulse = s.bar_positions // numerator * (3 if compound else 1)
             full = pulse > 0 and s.position % pulse == 0
         mine = p.last.get(s.slot)
+        parallels = cfg.parallel_penalty and mine is not None and s.slot not in drums
         penalty = np.zeros(len(pitches), dtype=np.float32)
         # Off the beat a dissonance reached by step may be a passing or neighbour note; one reached by leap
         # seldom is (an appoggiatura), so it costs as much as on the beat.
@@ -505,13 +510,13 @@ class Generator:
             if cfg.clash_penalty:
                 penalty += np.where(_CLASHES[np.abs(pitches - v.pitch) % 12], weight, 0.0)
             theirs = v.previous
-            if cfg.parallel_penalty and mine is not None and v.start == now and theirs is not None and _together(mine, theirs):
+            if parallels and v.slot not in drums and v.start == now and theirs is not None and _together(mine, theirs):
                 was = abs(mine.pitch - theirs.pitch) % 12
                 if was in (0, 7) and v.pitch != theirs.pitch:
                     moved = pitches != mine.pitch
                     penalty += np.where(moved & (np.abs(pitches - v.pitch) % 12 == was), cfg.parallel_penalty, 0.0)
         below = p.last.get(bass) if bass is not None else None
-        if cfg.parallel_penalty and mine is not None and below is not None and below.start < now and _together(mine, below):
+        if parallels and below is not None and below.start < now and _together(mine, below):
             was = (mine.pitch - below.pitch) % 12
             if was in (0, 7) and below.pitch % 12 != root:
                 penalty += np.where((pitches != mine.pitch) & ((pitches - root) % 12 == was), cfg.parallel_penalty, 0.0)
