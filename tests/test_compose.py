@@ -335,6 +335,24 @@ def test_register_pull_draws_a_fresh_piece_to_its_instruments_not_a_primer(tiny_
     assert seen == [[get_instrument("soprano").middle + shift, get_instrument("bass voice").middle + shift], None]
 
 
+def test_the_generator_knows_which_line_a_timpani_plays_in_a_fresh_piece_and_a_primer(tiny_composer, monkeypatch):
+    """compose(), continue_midi() and regenerate() tell the generator the timpani's line (it is held to no
+    parallels, and is not the bass), wherever the lines' order puts it."""
+    seen = []
+    generate_batch = tiny_composer.generator.generate_batch
+
+    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
+        seen.append(constraints.drums)
+        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
+
+    monkeypatch.setattr(tiny_composer.generator, "generate_batch", spy)
+    draft = compose("classical", instruments=["timpani", "violin", "contrabass"], bars=2, seed=1, repair=False,
+                    model=tiny_composer)
+    continue_midi(draft, bars=1, seed=2, repair=False, model=tiny_composer)
+    regenerate(draft, bars=(2, 2), seed=3, repair=False, model=tiny_composer)
+    assert seen == [(1,), (1,), (1,)]  # lines top first: the violin, the timpani (its middle above the contrabass's)
+
+
 def _centres_and_registers(composer, monkeypatch) -> list:
     """A list that each generation call appends (the centres it was given, the header's register tokens) to."""
     seen = []
