@@ -336,8 +336,8 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
 
 
 def _drums(lines: list[Instrument]) -> tuple[int, ...]:
-    """The lines a timpani plays: the harmony checker holds it to no voice leading (harmony.scan.Context.drum)."""
-    return tuple(k for k, line in enumerate(lines) if line.name == "timpani")
+    """The lines a timpani plays (`Instrument.strikes_roots`)."""
+    return tuple(k for k, line in enumerate(lines) if line.strikes_roots)
 
 
 def _first_bars(composer, stream: list[int], n: int) -> list[int]:

@@ -33,6 +33,12 @@ class Instrument:
     def register(self) -> str:
         return register_of(self.middle)
 
+    @property
+    def strikes_roots(self) -> bool:
+        """A timpani strikes the harmony's roots and fifths under the music, doubling the bass in octaves:
+        no voice for the voice-leading rules, and not the bass (harmony.scan.Context.drum, and the generator)."""
+        return self.name == "timpani"
+
 
 # (name, program, low, high). Aliases below map everyday names onto these.
 _TABLE = [

@@ -87,7 +87,7 @@ class Context:
         a voice for the voice-leading rules and not the bass a fourth is judged against (in bwv190.7 its
         D3, read as the bass, made a trumpet's G5 above it a weak-beat clash, and the timpani and trumpets
         moving together parallel octaves); its clashes still count."""
-        return np.array([i is not None and i.name == "timpani" for i in self.instruments], dtype=bool)
+        return np.array([i is not None and i.strikes_roots for i in self.instruments], dtype=bool)
 
     @cached_property
     def drum_tracks(self) -> frozenset[int]:
