@@ -314,20 +314,26 @@ def test_continuing_a_piano_draft_goes_on_in_chords(tiny_composer):
     assert 2 <= _most_at_once(new) <= 4
 
 
+def _generation_calls(composer, monkeypatch, record) -> list:
+    """A list that each generation call appends `record(fixed ids, constraints)` to."""
+    seen = []
+    generate_batch = composer.generator.generate_batch
+
+    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
+        seen.append(record(fixed, constraints))
+        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
+
+    monkeypatch.setattr(composer.generator, "generate_batch", spy)
+    return seen
+
+
 def test_register_pull_draws_a_fresh_piece_to_its_instruments_not_a_primer(tiny_composer, monkeypatch):
     """compose() gives the generator each line's instrument centre, moved into the normalised key as
     its pitch range is; continue_midi() gives none, since a primer's lines centre where the user wrote them."""
     from musedraft.instruments import get_instrument  # noqa: PLC0415
     from musedraft.tokenizer import normalising_shift, parse_key  # noqa: PLC0415
 
-    seen = []
-    generate_batch = tiny_composer.generator.generate_batch
-
-    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
-        seen.append(constraints.centres)
-        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
-
-    monkeypatch.setattr(tiny_composer.generator, "generate_batch", spy)
+    seen = _generation_calls(tiny_composer, monkeypatch, lambda fixed, constraints: constraints.centres)
     draft = compose("chorale", key="G major", instruments=["soprano", "bass voice"], bars=2, seed=1, repair=False,
                     model=tiny_composer)
     continue_midi(draft, bars=1, seed=2, repair=False, model=tiny_composer)
@@ -338,14 +344,7 @@ def test_register_pull_draws_a_fresh_piece_to_its_instruments_not_a_primer(tiny_
 def test_the_generator_knows_which_line_a_timpani_plays_in_a_fresh_piece_and_a_primer(tiny_composer, monkeypatch):
     """compose(), continue_midi() and regenerate() tell the generator the timpani's line (it is held to no
     parallels, and is not the bass), wherever the lines' order puts it."""
-    seen = []
-    generate_batch = tiny_composer.generator.generate_batch
-
-    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
-        seen.append(constraints.drums)
-        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
-
-    monkeypatch.setattr(tiny_composer.generator, "generate_batch", spy)
+    seen = _generation_calls(tiny_composer, monkeypatch, lambda fixed, constraints: constraints.drums)
     draft = compose("classical", instruments=["timpani", "violin", "contrabass"], bars=2, seed=1, repair=False,
                     model=tiny_composer)
     continue_midi(draft, bars=1, seed=2, repair=False, model=tiny_composer)
@@ -355,16 +354,11 @@ def test_the_generator_knows_which_line_a_timpani_plays_in_a_fresh_piece_and_a_p
 
 def _centres_and_registers(composer, monkeypatch) -> list:
     """A list that each generation call appends (the centres it was given, the header's register tokens) to."""
-    seen = []
-    generate_batch = composer.generator.generate_batch
-
-    def spy(fixed, music, constraints, cfg=None, seeds=(0,), **kw):
+    def record(fixed, constraints):
         tokens = [composer.tokenizer.vocab.tokens[i] for i in fixed]
-        seen.append((constraints.centres, [t for t in tokens if t.startswith("Track_")]))
-        return generate_batch(fixed, music, constraints, cfg, seeds=seeds, **kw)
+        return constraints.centres, [t for t in tokens if t.startswith("Track_")]
 
-    monkeypatch.setattr(composer.generator, "generate_batch", spy)
-    return seen
+    return _generation_calls(composer, monkeypatch, record)
 
 
 def test_a_style_centres_each_line_where_its_parts_for_that_instrument_sit(tiny_composer, monkeypatch):

@@ -329,7 +329,7 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
     habits = h.guidance(mode, reqs[0].time_signature) if h else {}
     c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
                     tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh,
-                    centres=centres, tracks=tracks, drums=tuple(drums), **habits)
+                    centres=centres, tracks=tracks, drums=drums, **habits)
     seeds = [r.seed * 7919 + seed_offset for r in reqs]
     rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
     return [[t for t in new if t != composer.tokenizer.eos] for new in rows]

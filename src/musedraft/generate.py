@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from musedraft.errors import DecodeError
 from musedraft.grammar import GrammarState
 from musedraft.habits import LENGTH_EDGES, length_class
 from musedraft.model import MusicTransformer
+from musedraft.score import units_per_beat
 from musedraft.tokenizer import Tokenizer
 
 __all__ = ["SamplingConfig", "Constraints", "Generator", "SCALES"]
@@ -97,8 +98,8 @@ class Constraints:
     def slots(self) -> int:
         return len(self.pitch_ranges)
 
-    @property
-    def bass_slot(self) -> int:
+    @cached_property
+    def bass_slot(self) -> int:  # asked at every pitch
         voices = [k for k in range(self.slots) if k not in self.drums] or list(range(self.slots))
         return min(voices, key=lambda k: sum(self.pitch_ranges[k]))
 
@@ -123,6 +124,13 @@ class _Voice:
     start: int
     end: int
     previous: _Voice | None  # the slot's note before this one (its own previous dropped): what parallels are made of
+
+
+@lru_cache(maxsize=None)
+def _metre(time_signature: str | None) -> tuple[int, int]:
+    """(numerator, denominator) of a TimeSig value such as '6/8'; 4/4 before any."""
+    num, den = (time_signature or "4/4").split("/")
+    return int(num), int(den)
 
 
 def _together(a: _Voice, b: _Voice) -> bool:
@@ -488,15 +496,13 @@ class Generator:
         octaves: like the checker (harmony.scan.Context.drum) we hold it to no parallels; its clashes count.
         Soft: the model may still insist, and the harmony check after generation has the last word."""
         s, now = p.grammar, p.now
-        numerator = int(s.time_signature.split("/")[0]) if s.time_signature else 4
-        # where a clash costs the full penalty: the strong beats, and with beat_clash every felt beat
-        # (in 4/4 beats 2 and 4 too, in 6/8 the second dotted quarter)
-        full = s.position == 0 or (numerator % 2 == 0 and numerator >= 4 and 2 * s.position == s.bar_positions)
-        if cfg.beat_clash and not full:
-            denominator = int(s.time_signature.split("/")[1]) if s.time_signature else 4
-            compound = numerator % 3 == 0 and numerator > 3 and denominator >= 8
-            pulse = s.bar_positions // numerator * (3 if compound else 1)
-            full = pulse > 0 and s.position % pulse == 0
+        numerator, denominator = _metre(s.time_signature)
+        # where a clash costs the full penalty: with beat_clash every felt beat (beats 2 and 4 of 4/4 too, the
+        # dotted quarters of 6/8), else the downbeat and the half bar of an even metre
+        if cfg.beat_clash:
+            full = s.position % max(1, s.bar_positions // numerator * units_per_beat(numerator, denominator)) == 0
+        else:
+            full = s.position == 0 or (numerator % 2 == 0 and numerator >= 4 and 2 * s.position == s.bar_positions)
         mine = p.last.get(s.slot)
         parallels = cfg.parallel_penalty and mine is not None and s.slot not in drums
         penalty = np.zeros(len(pitches), dtype=np.float32)

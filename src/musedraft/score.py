@@ -23,6 +23,7 @@ __all__ = [
     "bar_count",
     "first_bars",
     "time_signature",
+    "units_per_beat",
     "tempo_bpm",
     "seconds_at_tick",
     "notes_array",
@@ -173,6 +174,16 @@ def time_signature(score: Score) -> tuple[int, int]:
         ts = score.time_signatures[0]
         return int(ts.numerator), int(ts.denominator)
     return 4, 4
+
+
+def units_per_beat(numerator: int, denominator: int) -> int:
+    """Time-signature units in one felt beat: three eighths (or sixteenths) in compound metres such as
+    6/8, 9/8 and 12/8, else one. The harmony checker's metre and the generator's clash penalty share it.
+
+    >>> units_per_beat(6, 8), units_per_beat(3, 8), units_per_beat(6, 4)
+    (3, 1, 1)
+    """
+    return 3 if numerator % 3 == 0 and numerator > 3 and denominator >= 8 else 1
 
 
 def tempo_bpm(score: Score) -> float:

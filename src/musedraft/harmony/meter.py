@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from symusic import Score
 
+from musedraft.score import units_per_beat
+
 __all__ = ["Meter", "STRONG", "BEAT", "OFFBEAT"]
 
 STRONG, BEAT, OFFBEAT = 2, 1, 0  # metrical strength levels
@@ -54,9 +56,8 @@ class Meter:
                 prev = self._segments[-1]
                 first_bar = prev.first_bar + -(-(tick - prev.tick) // prev.bar)
             unit = max(1, tpq * 4 // max(1, den))
-            compound = num % 3 == 0 and num > 3 and den >= 8
-            pulse = unit * 3 if compound else unit
-            beats = num // 3 if compound else num
+            per_beat = units_per_beat(num, den)
+            pulse, beats = unit * per_beat, num // per_beat
             self._segments.append(_Segment(tick, first_bar, max(1, unit * num), unit, pulse, beats >= 4 and beats % 2 == 0))
         self._ticks = np.array([s.tick for s in self._segments], dtype=np.int64)
         self.tolerance = max(1, tpq // 32)  # performed MIDI lands a few ticks off the grid
