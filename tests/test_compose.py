@@ -236,7 +236,7 @@ def test_regenerate_replaces_a_note_the_tokenizer_put_in_its_bars(tiny_composer)
 def test_continue_midi_leaves_the_primer_as_written_velocities_drums_and_all(tiny_composer, tiny_corpus):
     """The primer is the user's music: the repair edits only the new bars (it used to correct Bach's
     own notes in 3 of 5 chorale primers), the primer's velocities survive (the tokens carry none, and
-    every note came back at 84 or 72), and a drum track comes back as it was (it was dropped)."""
+    every note came back at 84 or 72), and a drum track comes back as it was (it was dropped) and goes on."""
     primer = chorale_primer(tiny_corpus).resample(TPQ)
     for k, track in enumerate(primer.tracks):
         for i, note in enumerate(track.notes):
@@ -255,8 +255,11 @@ def test_continue_midi_leaves_the_primer_as_written_velocities_drums_and_all(tin
         assert all(velocities[(k, n.time, n.pitch)] == n.velocity
                    for k, t in enumerate(draft.score.tracks[:-1]) for n in t.notes if n.time < end)
         last = draft.score.tracks[-1]
-        assert (last.name, last.is_drum, [(n.time, n.pitch) for n in last.notes]) == \
+        assert (last.name, last.is_drum, [(n.time, n.pitch) for n in last.notes if n.time < end]) == \
             ("Kit", True, [(n.time, n.pitch) for n in drums.notes])
+        bar = ticks_per_bar(primer)  # the groove goes on: a bar of it, then the closing downbeat
+        assert [(n.time - end, n.pitch) for n in last.notes if n.time >= end] == \
+            [(n.time - end + bar, n.pitch) for n in drums.notes if n.time >= end - bar] + [(bar, 36)]
 
 
 def test_regenerate_keeps_the_other_bars_velocities_and_repairs_only_its_own(tiny_composer, tiny_corpus):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
+from musedraft.drums import carry_on
 from musedraft.errors import RequestError
 from musedraft.export import key_of_signature, key_signature
 from musedraft.habits import line_centres
@@ -641,7 +642,9 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
         primer: a MIDI path, MIDI bytes, a symusic Score or a Draft. Its tracks (up to 8 pitched ones)
             keep their names and programs and go on; its notes come back as written (the model reads
             them on its 32nd-note grid), and the repair leaves them alone (it edits the new bars only).
-            Drum tracks, and pitched ones past the eighth, come back as they were, with no new bars.
+            Drum tracks go on playing the primer's groove (`musedraft.drums`: its last bar, two or four,
+            repeated; the closing bar strikes its downbeat); pitched tracks past the eighth come back as
+            they were, with no new bars.
         bars: how many new bars to add after the primer's last bar.
     Returns:
         A Draft holding the primer followed by the continuation, in the primer's key, tempo and metre.
@@ -659,6 +662,8 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     p.request.bars = primer_bars + bars
     written = (primer_bars + 1, primer_bars + bars)
     score = p.to_score(composer, p.header + p.stream + new, written)
+    grid = TPQ // composer.tokenizer.vocab.config.beat_res
+    score.tracks = [carry_on(t, _bar_ticks(p.request), primer_bars, bars, grid) if t.is_drum else t for t in score.tracks]
     return _finish(score, p.request, composer, repair, timings, t0, cadence=True, bars=written)
 
 

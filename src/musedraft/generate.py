@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
-from functools import cached_property, lru_cache
+from functools import cache, cached_property
 
 import numpy as np
 import torch
@@ -126,7 +126,7 @@ class _Voice:
     previous: _Voice | None  # the slot's note before this one (its own previous dropped): what parallels are made of
 
 
-@lru_cache(maxsize=None)
+@cache
 def _metre(time_signature: str | None) -> tuple[int, int]:
     """(numerator, denominator) of a TimeSig value such as '6/8'; 4/4 before any."""
     num, den = (time_signature or "4/4").split("/")
