@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p)
     _add_output(p)
 
-    p = sub.add_parser("continue", help="continue a MIDI primer")
+    p = sub.add_parser("continue", help="continue a MIDI primer",
+                       description="Continue a MIDI primer by --bars bars, ending on a cadence. Its pitched tracks "
+                                   "go on (up to 8); a drum kit repeats the primer's groove through the new bars.")
     p.add_argument("primer", type=Path)
     p.add_argument("--bars", type=int, default=8)
     p.add_argument("--style", default=None)
