@@ -849,17 +849,20 @@ def test_tempo_id_picks_the_nearest_bin(gen, tok):
 def test_tonic_bias_leans_on_the_triad_only_while_it_has_no_more_than_its_share(tok, gen):
     """The style gives C, E and G half the notes of its pieces in major: after C E G D the triad has 3
     of 4 notes, over its share, so the bias rests; after C D F A it has 1 of 4 and leans again. Without
-    the habit (or with tonic_budget off) it always leans."""
+    the habit (or with tonic_budget off) it always leans; on the next bar's downbeat it leans whatever
+    the budget (a key is heard from its strong beats), unless tonic_downbeat is off."""
     from musedraft.generate import _Progress  # noqa: PLC0415
 
     v = tok.vocab
     profile = tuple(0.5 / 3 if pc in (0, 4, 7) else 0.5 / 9 for pc in range(12))
 
-    def wanted(sung: list[int], borrowed, cfg: SamplingConfig) -> bool:
+    def wanted(sung: list[int], borrowed, cfg: SamplingConfig, downbeat: bool = False) -> bool:
         p, res = _Progress(), v.config.beat_res
         music = [tok.bar, v["TimeSig_4/4"]]
         for beat, pitch in enumerate(sung):
             music += [v[f"Position_{beat * res}"], v["Program_0"], v[f"Pitch_{pitch}"], v["Duration_1.0.8"]]
+        if downbeat:  # the second bar's first onset, its pitch still to choose
+            music += [tok.bar, v["TimeSig_4/4"], v["Position_0"], v["Program_0"]]
         for tid in music:
             gen._advance(p, tid)
         c = Constraints(bars=2, time_signature="4/4", pitch_ranges=RANGES, cadence=False, borrowed=borrowed)
@@ -870,6 +873,8 @@ def test_tonic_bias_leans_on_the_triad_only_while_it_has_no_more_than_its_share(
     assert wanted([72, 74, 77, 81], profile, SamplingConfig())
     assert wanted([72, 76, 79, 74], None, SamplingConfig())
     assert wanted([72, 76, 79, 74], profile, SamplingConfig(tonic_budget=False))
+    assert wanted([72, 76, 79, 74], profile, SamplingConfig(), downbeat=True)
+    assert not wanted([72, 76, 79, 74], profile, SamplingConfig(tonic_downbeat=False), downbeat=True)
 
 
 def test_a_budgeted_tonic_bias_keeps_the_triad_near_the_styles_share(tok, gen):
