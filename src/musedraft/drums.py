@@ -41,11 +41,7 @@ def carry_on(track: Track, bar: int, bars: int, new_bars: int, grid: int) -> Tra
     if not new_bars or any(n.time >= end for n in track.notes):
         return track.copy()
     period = pattern_bars(track, bar, bars, grid)
-    first = end - period * bar
-    groove = [n for n in track.notes if n.time >= first]
-    out = track.copy()
-    if not groove:
-        return out
+    groove = [n for n in track.notes if n.time >= end - period * bar]
     close = end + (new_bars - 1) * bar  # the closing bar, which holds the cadence's chord
     finish = end + new_bars * bar
     added = []
@@ -56,5 +52,6 @@ def carry_on(track: Track, bar: int, bars: int, new_bars: int, grid: int) -> Tra
                 added.append(note.copy())
                 added[-1].time = time
                 added[-1].duration = min(note.duration, finish - time)
+    out = track.copy()
     out.notes = type(out.notes)(sorted([*out.notes, *added], key=lambda n: (n.time, n.pitch)))
     return out
