@@ -105,6 +105,11 @@ class Composer:
         self.habits = load_habits(self.folder)  # per style; {} for a checkpoint without habits.json
         self.model_id = self.meta.get("id", self.folder.name)
 
+    @property
+    def grid(self) -> int:
+        """Ticks (at TPQ) between the tokenizer's positions: the grid it puts each note on."""
+        return TPQ // self.tokenizer.vocab.config.beat_res
+
 
 @lru_cache(maxsize=4)
 def _cached(folder: str) -> Composer:
@@ -568,7 +573,7 @@ class _Prepared:
                           self.request, self.tempos)
         bar = _bar_ticks(self.request)
         start, end = (written[0] - 1) * bar, written[1] * bar
-        grid = TPQ // composer.tokenizer.vocab.config.beat_res  # where the tokenizer put each note
+        grid = composer.grid  # where the tokenizer put each note
         for track, k in zip(score.tracks, self.modelled, strict=True):
             given = [n for n in self.source.tracks[k].notes if not start <= round(n.time / grid) * grid < end]
             new = [n for n in track.notes if start <= n.time < end]
@@ -662,8 +667,8 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     p.request.bars = primer_bars + bars
     written = (primer_bars + 1, primer_bars + bars)
     score = p.to_score(composer, p.header + p.stream + new, written)
-    grid = TPQ // composer.tokenizer.vocab.config.beat_res
-    score.tracks = [carry_on(t, _bar_ticks(p.request), primer_bars, bars, grid) if t.is_drum else t for t in score.tracks]
+    bar = _bar_ticks(p.request)
+    score.tracks = [carry_on(t, bar, primer_bars, bars, composer.grid) if t.is_drum else t for t in score.tracks]
     return _finish(score, p.request, composer, repair, timings, t0, cadence=True, bars=written)
 
 

@@ -45,9 +45,9 @@ def carry_on(track: Track, bar: int, bars: int, new_bars: int, grid: int) -> Tra
     close = end + (new_bars - 1) * bar  # the closing bar, which holds the cadence's chord
     finish = end + new_bars * bar
     added = []
-    for repeat in range(-(-(new_bars - 1) // period) + 1):
+    for repeat in range(1, new_bars + 1):  # enough: a period is at least a bar
         for note in groove:
-            time = note.time + (repeat + 1) * period * bar
+            time = note.time + repeat * period * bar
             if time < close + grid / 2:  # the closing bar: its downbeat only
                 added.append(note.copy())
                 added[-1].time = time

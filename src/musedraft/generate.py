@@ -336,7 +336,7 @@ class Generator:
     def _length_classes(self, time_signature: str) -> np.ndarray:
         """The length class of each Duration token in this metre (its beats are the metre's beats)."""
         if time_signature not in self._classes:
-            quarters = self.duration_beats * 4 / int(time_signature.split("/")[1])
+            quarters = self.duration_beats * 4 / _metre(time_signature)[1]
             self._classes[time_signature] = length_class(quarters)
         return self._classes[time_signature]
 
