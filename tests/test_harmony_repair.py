@@ -49,6 +49,18 @@ def test_parallel_fifths_are_fixed_by_the_smallest_move_of_the_lower_voice():
     assert rhythm(result.score) == rhythm(score)
 
 
+def test_parallel_octaves_pinned_where_the_voices_arrive_are_broken_where_they_came_from():
+    # Tenor and alto climb G→A in octaves onto an F chord that doubles its A; within three semitones
+    # neither A can move without a new clash or parallel, so the tenor's G3 before it moves instead.
+    score = voices("C5 E5 C5", "C4 G4 A4", "A3 G3 A3", "F3 C3 F3")
+    result = repair(score, HarmonyConfig(max_move=3))
+    assert [f.rule for f in result.findings_before] == ["parallel-octaves"] and result.findings_after == []
+    (edit,) = result.edits
+    assert (edit.track_name, edit.old_pitch, edit.new_pitch, edit.beat) == ("tenor", 55, 52, 2.0)  # G3 → E3
+    assert "(G3→A3 against G4→A4)" in edit.reason
+    assert rhythm(result.score) == rhythm(score)
+
+
 def test_strong_beat_clash_moves_the_slip_back_into_the_chord():
     score = voices("E5:2 C5 B4", "G4:2 G4:2", "E4:2 D4:2", "C3:2 G2:2")  # C5 struck over G: a slip
     assert [(f.rule, f.pitch_name) for f in check(score)] == [("clash", "C5")]
