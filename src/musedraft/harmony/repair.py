@@ -207,8 +207,8 @@ def _move(ctx: Context, f: Fault, current: set, free: np.ndarray) -> int | None:
     best = _best_move(ctx, f, [x for x in notes if free[x]])
     if best is None and f.rule in _PARALLEL_RULES:
         # Both voices arrive on notes the chord pins down (a doubled root, every pitch near it
-        # clashing or crossing): the motion breaks as well where they came from. Both faults repair
-        # left in the evaluation's 30 chorale drafts (seed 0) were such parallels.
+        # clashing or crossing): the motion breaks as well where they came from. The three faults
+        # repair left in the evaluation's chorale and madrigal drafts at seed 0 were such parallels.
         came_from = [int(ctx.prev[x]) for x in (f.note, f.other)]
         best = _best_move(ctx, f, [x for x in came_from if x >= 0 and free[x]])
     if best is None:
