@@ -12,7 +12,7 @@ import numpy as np
 from symusic import Score
 
 from musedraft.harmony.clash import vertical_faults
-from musedraft.harmony.config import RULES, HarmonyConfig
+from musedraft.harmony.config import PARALLEL_RULES, RULES, HarmonyConfig
 from musedraft.harmony.findings import Finding, in_file_order
 from musedraft.harmony.rules import (
     crossing_faults,
@@ -144,7 +144,7 @@ def _message(ctx: Context, f: Fault) -> str:
     if f.rule == "out-of-key":
         return (f"{where}: {name} is outside {key.name} and is neither a chromatic passing tone "
                 "nor part of an applied chord")
-    if f.rule in ("parallel-fifths", "parallel-octaves"):
+    if f.rule in PARALLEL_RULES:
         lo1, lo2, up1, up2 = (key.spell(p) for p in f.detail)
         kind = "fifths" if f.rule == "parallel-fifths" else "octaves"
         return (f"{where}: {ctx.names[ctx.track[x]]} and {ctx.names[ctx.track[f.other]]} move in parallel {kind} "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Rule", "RULES", "SEVERITIES", "HarmonyConfig"]
+__all__ = ["Rule", "RULES", "PARALLEL_RULES", "SEVERITIES", "HarmonyConfig"]
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -36,6 +36,7 @@ RULES: dict[str, Rule] = {
         Rule("out-of-range", "warning", "a note outside its instrument's playable range"),
     )
 }
+PARALLEL_RULES = frozenset({"parallel-fifths", "parallel-octaves"})  # one motion between two voices, two rules
 
 # Styles (musedraft.presets.STYLES) where voices cross freely: renaissance polyphony and instrumental
 # textures. Chorale writing keeps each voice in its register.

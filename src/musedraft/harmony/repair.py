@@ -25,7 +25,7 @@ from musedraft.harmony.check import (
     target_faults,
     to_findings,
 )
-from musedraft.harmony.config import RULES, HarmonyConfig
+from musedraft.harmony.config import PARALLEL_RULES, RULES, HarmonyConfig
 from musedraft.harmony.findings import Edit, RepairResult, in_file_order
 from musedraft.harmony.scan import Context, Fault, build_context, pairs_at, tick_score
 from musedraft.score import bar_range, in_voice_order, voice_order
@@ -34,8 +34,7 @@ __all__ = ["repair"]
 
 _MAX_ROUNDS = 8
 _CLASH = frozenset({1, 2, 6, 10, 11})  # seconds, sevenths, tritones: what "consonant again" rules out
-_PARALLEL_RULES = frozenset({"parallel-fifths", "parallel-octaves"})
-_PARTNER_RULES = {"clash", "weak-clash", "voice-crossing"} | _PARALLEL_RULES
+_PARTNER_RULES = {"clash", "weak-clash", "voice-crossing"} | PARALLEL_RULES
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -205,7 +204,7 @@ def _move(ctx: Context, f: Fault, current: set, free: np.ndarray) -> int | None:
     if f.other is not None and f.rule in _PARTNER_RULES:
         notes.append(f.other)
     best = _best_move(ctx, f, [x for x in notes if free[x]])
-    if best is None and f.rule in _PARALLEL_RULES:
+    if best is None and f.rule in PARALLEL_RULES:
         # Both voices arrive on notes the chord pins down (a doubled root, every pitch near it
         # clashing or crossing): the motion breaks as well where they came from. The three faults
         # repair left in the evaluation's chorale and madrigal drafts at seed 0 were such parallels.

@@ -12,6 +12,7 @@ from bisect import bisect_left, bisect_right
 from itertools import combinations
 
 from musedraft.harmony.clash import heard_readings
+from musedraft.harmony.config import PARALLEL_RULES
 from musedraft.harmony.keys import Key
 from musedraft.harmony.nct import motion
 from musedraft.harmony.scan import Context, Fault
@@ -147,7 +148,7 @@ def crossing_faults(ctx: Context, track: int | None = None, window: tuple[int, i
 def _parallels(ctx: Context, times: list[int], na: list[int], nb: list[int]) -> list[Fault]:
     """Parallel (or contrary) perfect fifths and octaves along one pair's timeline, confirmed by
     music21's VoiceLeadingQuartet. A run of `doubling_run` octaves is a doubling, not a fault."""
-    want = {r for r in ("parallel-fifths", "parallel-octaves") if ctx.config.is_on(r)}
+    want = {r for r in PARALLEL_RULES if ctx.config.is_on(r)}
     faults: list[Fault] = []
     if not want:
         return faults
