@@ -27,6 +27,7 @@ TONIC = {"major": 0, "minor": 9}
 TONIC_TRIAD = {"major": {0, 4, 7}, "minor": {9, 0, 4}}
 DOMINANT = {"major": 7, "minor": 4}
 DOMINANT_SEVENTH = {"major": {7, 11, 2, 5}, "minor": {4, 8, 11, 2}}
+LEADING_TONE = {"major": 11, "minor": 8}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -117,6 +118,20 @@ def check_constraints(tok: Tokenizer, new: list[int], c: Constraints) -> None:
                 if b == c.bars - 1 and pos >= half:
                     chord = {DOMINANT[c.mode]} if s == c.bass_slot else DOMINANT_SEVENTH[c.mode]
                     assert pitch % 12 in chord, "the penultimate half bar is on the dominant"
+            _seventh_over_third(tok, new, c, half)
+
+
+def _seventh_over_third(tok: Tokenizer, new: list[int], c: Constraints, half: float) -> None:
+    """On the cadence's dominant a voice strikes the seventh only while a note written before it sounds the
+    third (the leading tone): without it the harmony checker hears the seventh as a clash."""
+    notes = _notes_of(tok, new)
+    bar_length = int(tok.grammar.bar_positions[tok.vocab[f"TimeSig_{c.time_signature}"]])
+    dominant_from = (c.bars - 2) * bar_length + half
+    seventh = (DOMINANT[c.mode] + 10) % 12
+    for j, (start, _, slot, pitch) in enumerate(notes):
+        if dominant_from <= start < (c.bars - 1) * bar_length and pitch % 12 == seventh:
+            thirds = [n for n in notes[:j] if n[0] <= start < n[1] and n[3] % 12 == LEADING_TONE[c.mode]]
+            assert thirds, f"slot {slot} strikes the dominant's seventh at {start} with no third sounding"
 
 
 def test_grammar_always_holds(tok, gen):
