@@ -29,7 +29,7 @@ OLD = dict(temperature=0.9, top_p=0.95, key_penalty=5.0, tonic_bias=0.5, clash_p
            entry_bias=0.0, gap_penalty=0.0, leading_tone_bias=0.0, ambitus_penalty=0.0,
            long_note_penalty=0.0, chromatic_budget=False, rest_budget=False, entry_rest=0.0, voice_budget=False,
            length_penalty=0.0, register_penalty=0.0, balance_penalty=0.0, tonic_budget=False, rest_pull=0.0,
-           tacet_bars=0.0, tacet_deadline=False, leap_clash=False, beat_clash=False, tonic_downbeat=False,
+           tacet_bars=0.0, tacet_deadline=False, leap_clash=False, beat_clash=False, tonic_downbeat=False, crossing_penalty=0.0,
            **{CENTRES: False})
 STEPS = [
     ("session 1: T 0.9, top-p 0.95, key penalty 5, tonic bias 0.5", {}),
@@ -53,7 +53,8 @@ STEPS = [
     ("+ each line centred where the style's parts for its instrument sit (style habits)", {CENTRES: True}),
     ("+ an off-beat leap into a clash costs the full clash penalty", dict(leap_clash=True)),
     ("+ so does a clash on any beat, not only the strong ones", dict(beat_clash=True)),
-    ("+ the tonic bias on every downbeat, whatever its budget (the defaults)", dict(tonic_downbeat=True)),
+    ("+ the tonic bias on every downbeat, whatever its budget", dict(tonic_downbeat=True)),
+    ("+ chorale voices kept in their order, crossing penalty 3 (the defaults)", dict(crossing_penalty=3.0)),
 ]
 METRICS = ("pitch_class_entropy", "groove_consistency", "polyphony", "notes_per_bar", "pitch_range")
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
+from musedraft.corpus import ORDERED_STYLES
 from musedraft.drums import carry_on
 from musedraft.errors import RequestError
 from musedraft.export import key_of_signature, key_signature
@@ -335,7 +336,7 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
     habits = h.guidance(mode, reqs[0].time_signature) if h else {}
     c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
                     tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh,
-                    centres=centres, tracks=tracks, drums=drums, **habits)
+                    centres=centres, tracks=tracks, drums=drums, ordered=reqs[0].style in ORDERED_STYLES, **habits)
     seeds = [r.seed * 7919 + seed_offset for r in reqs]
     rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
     return [[t for t in new if t != composer.tokenizer.eos] for new in rows]

@@ -63,6 +63,10 @@ _STYLE_OF_COLLECTION = {
     "liliuokalani": "folk",
 }
 STYLES = ("chorale", "renaissance", "madrigal", "medieval", "classical", "romantic", "folk")
+# Styles whose voices keep their order, each in its register: chorale writing. Elsewhere voices cross
+# freely (Renaissance polyphony, instrumental textures). The harmony checker remarks on crossings only
+# here, and the generator keeps the lines apart only here.
+ORDERED_STYLES = frozenset({"chorale"})
 # Collections that are music21's own test files, not repertoire. Unlisted composers fall to 'romantic', so
 # these 15 files (layout and tuplet tests, a chord-symbol catalogue, a triad exercise) made 13 of its 30
 # training pieces and one of its six held-out ones: its habits and its evaluation were partly theirs.

@@ -52,6 +52,7 @@ class SamplingConfig:
     leap_clash: bool = True  # off the beat too, the full clash penalty for a pitch the line leaps to
     beat_clash: bool = True  # the full clash penalty on every felt beat, not only the strong ones (chorales change chord on each)
     parallel_penalty: float = 4.5  # logit subtracted from a pitch that moves in parallel fifths/octaves with another voice
+    crossing_penalty: float = 3.0  # where voices keep their order (Constraints.ordered), logit subtracted per line a pitch would cross
     gap_penalty: float = 1.5  # logit subtracted from a Position or Bar that leaves the music silent (see _gap_offsets)
     entry_bias: float = 2.0  # logit added at each onset to the Program token of a slot that has rested entry_rest beats: voices rest less
     entry_rest: float = 1.0  # beats a slot must have rested before the entry bias pulls it back in (see _entry_offsets)
@@ -95,6 +96,7 @@ class Constraints:
     centres: list[float] | None = None  # per track slot, the pitch its line centres on (its instrument's register); None = no pull
     lengths: tuple[float, ...] | None = None  # share of the style's notes in each length class in this metre (its habit); None = no length budget
     drums: tuple[int, ...] = ()  # slots a timpani plays: no voice for parallels, not the bass (as the harmony checker hears it)
+    ordered: bool = False  # the lines keep their slots' order, top first (chorale writing: the harmony checker remarks on crossings)
 
     @property
     def slots(self) -> int:
@@ -104,6 +106,11 @@ class Constraints:
     def bass_slot(self) -> int:  # asked at every pitch
         voices = [k for k in range(self.slots) if k not in self.drums] or list(range(self.slots))
         return min(voices, key=lambda k: sum(self.pitch_ranges[k]))
+
+    @cached_property
+    def chordal(self) -> set[int]:
+        """Slots that are no voice of their own: a timpani's, and the lines of an instrument playing several."""
+        return set(self.drums).union(*(g for g in self.instruments if len(g) > 1))
 
     @cached_property
     def instruments(self) -> list[list[int]]:
@@ -302,6 +309,8 @@ class Generator:
             if cfg.clash_penalty or cfg.parallel_penalty:
                 bass = c.bass_slot if root is not None and s.slot != c.bass_slot else None
                 offsets[self.pitch_ids] -= self._voice_leading(p, pitches, cfg, bass, root, c.drums)
+            if cfg.crossing_penalty and c.ordered:
+                offsets[self.pitch_ids] -= cfg.crossing_penalty * self._crossings(p, c, pitches)
             if cfg.register_penalty and c.centres is not None:
                 offsets[self.pitch_ids] -= self._register_pull(p, c, cfg, pitches)
             if cfg.ambitus_penalty and s.slot in p.ambitus and s.slot in p.compass:
@@ -318,6 +327,20 @@ class Generator:
                 over = ~self._length_room(p, c)[self._length_classes(s.time_signature)]
                 offsets[self.duration_ids] -= np.where(over, cfg.length_penalty, 0.0)
         return allowed, offsets
+
+    @staticmethod
+    def _crossings(p: _Progress, c: Constraints, pitches: np.ndarray) -> np.ndarray:
+        """Per pitch, how many sounding lines it would cross: above a line written above it, or below one
+        written below it. Lines of one keyboard or harp (one track, chords) and a timpani are no voices
+        to the checker, so they neither cross nor are crossed."""
+        count = np.zeros(len(pitches), dtype=np.float32)
+        slot = p.grammar.slot
+        if slot in c.chordal:
+            return count
+        for v in p.sounding:
+            if v.slot != slot and v.slot not in c.chordal and v.start <= p.now < v.end:
+                count += (pitches > v.pitch) if v.slot < slot else (pitches < v.pitch)
+        return count
 
     @staticmethod
     def _register_pull(p: _Progress, c: Constraints, cfg: SamplingConfig, pitches: np.ndarray) -> np.ndarray:

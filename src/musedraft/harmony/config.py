@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from musedraft.corpus import ORDERED_STYLES, STYLES
+
 __all__ = ["Rule", "RULES", "PARALLEL_RULES", "SEVERITIES", "HarmonyConfig"]
 
 SEVERITIES = ("error", "warning", "info")
@@ -38,9 +40,7 @@ RULES: dict[str, Rule] = {
 }
 PARALLEL_RULES = frozenset({"parallel-fifths", "parallel-octaves"})  # one motion between two voices, two rules
 
-# Styles (musedraft.presets.STYLES) where voices cross freely: renaissance polyphony and instrumental
-# textures. Chorale writing keeps each voice in its register.
-_CROSSING_STYLES = {"renaissance", "madrigal", "medieval", "classical", "romantic", "folk"}
+_CROSSING_STYLES = frozenset(STYLES) - ORDERED_STYLES  # where voices cross freely
 # Instrumental styles, where a seventh may arrive by leap and a long appoggiatura may be struck with
 # its chord: the chorale's stricter habits are switched off there.
 _INSTRUMENTAL_STYLES = {"classical", "romantic", "folk"}
