@@ -104,7 +104,8 @@ def check_constraints(tok: Tokenizer, new: list[int], c: Constraints) -> None:
             b, p, r = (int(x) for x in v.value_of(tid).split("."))
             notes.append((bar, position, slot, pitch, b + p / r))
     if c.cadence:
-        bar_beats = int(tok.grammar.bar_positions[v[f"TimeSig_{c.time_signature}"]]) / v.config.beat_res
+        bar_length = int(tok.grammar.bar_positions[v[f"TimeSig_{c.time_signature}"]])
+        bar_beats = bar_length / v.config.beat_res
         final = [n for n in notes if n[0] == c.bars]
         assert [n[2] for n in final] == list(range(c.slots)), "the final chord has one note per slot, in slot order"
         assert all(n[1] == 0 for n in final), "the final chord starts on the downbeat"
@@ -118,14 +119,13 @@ def check_constraints(tok: Tokenizer, new: list[int], c: Constraints) -> None:
                 if b == c.bars - 1 and pos >= half:
                     chord = {DOMINANT[c.mode]} if s == c.bass_slot else DOMINANT_SEVENTH[c.mode]
                     assert pitch % 12 in chord, "the penultimate half bar is on the dominant"
-            _seventh_over_third(tok, new, c, half)
+            _seventh_over_third(tok, new, c, bar_length, half)
 
 
-def _seventh_over_third(tok: Tokenizer, new: list[int], c: Constraints, half: float) -> None:
+def _seventh_over_third(tok: Tokenizer, new: list[int], c: Constraints, bar_length: int, half: float) -> None:
     """On the cadence's dominant a voice strikes the seventh only while a note written before it sounds the
     third (the leading tone): without it the harmony checker hears the seventh as a clash."""
     notes = _notes_of(tok, new)
-    bar_length = int(tok.grammar.bar_positions[tok.vocab[f"TimeSig_{c.time_signature}"]])
     dominant_from = (c.bars - 2) * bar_length + half
     seventh = (DOMINANT[c.mode] + 10) % 12
     for j, (start, _, slot, pitch) in enumerate(notes):

@@ -192,6 +192,12 @@ class _Progress:
         return self.played_by.get(slot, 0) - max(0, self.ended.get(slot, self.now) - self.now)
 
     @property
+    def ringing(self) -> list[_Voice]:
+        """The notes sounding at the current onset (`sounding` keeps those ending here too, for rests)."""
+        now = self.now
+        return [v for v in self.sounding if v.start <= now < v.end]
+
+    @property
     def silent_from(self) -> int | None:
         """Where every voice has stopped (None before any note)."""
         return max((v.end for v in self.sounding), default=None)
@@ -337,8 +343,8 @@ class Generator:
         slot = p.grammar.slot
         if slot in c.chordal:
             return count
-        for v in p.sounding:
-            if v.slot != slot and v.slot not in c.chordal and v.start <= p.now < v.end:
+        for v in p.ringing:
+            if v.slot != slot and v.slot not in c.chordal:
                 count += (pitches > v.pitch) if v.slot < slot else (pitches < v.pitch)
         return count
 
@@ -540,8 +546,8 @@ class Generator:
         # seldom is (an appoggiatura), so it costs as much as on the beat.
         leapt = cfg.leap_clash and mine is not None and np.abs(pitches - mine.pitch) > 2  # per pitch, or False
         weight = np.where(leapt | full, 1.0, 0.5) * cfg.clash_penalty
-        for v in p.sounding:
-            if v.slot == s.slot or not v.start <= now < v.end:
+        for v in p.ringing:
+            if v.slot == s.slot:
                 continue
             if cfg.clash_penalty:
                 penalty += np.where(_CLASHES[np.abs(pitches - v.pitch) % 12], weight, 0.0)
@@ -568,7 +574,7 @@ class Generator:
         no voice sounds it) fixed one cadence alone, and with the wait added a clash elsewhere."""
         chord = DOMINANT_SEVENTH[c.mode]
         third = LEADING_TONE[c.mode]
-        if any(v.pitch % 12 == third and v.start <= p.now < v.end for v in p.sounding if v.slot not in c.drums):
+        if any(v.pitch % 12 == third for v in p.ringing if v.slot not in c.drums):
             return chord
         return chord - {(DOMINANT[c.mode] + 10) % 12}
 
