@@ -321,10 +321,10 @@ def test_voices_above_a_cadence_keep_out_of_parallels_with_its_bass(tok, gen):
 
 
 def test_a_timpani_is_held_to_no_parallels_and_is_not_the_bass(tok, gen):
-    """A timpani strikes roots and fifths under the music, doubling the bass in octaves; the harmony
-    checker holds it to no voice leading (harmony.scan.Context.drum), so neither does the generator:
-    no parallel penalty to or from its slot, its clashes still cost, and it is not the bass a cadence
-    puts the root in."""
+    """A timpani strikes roots and fifths under the music, doubling the bass in octaves, and a piano's
+    lines are one track of chords; the harmony checker holds neither to parallels (harmony.scan: a drum,
+    no line), so neither does the generator: no parallel penalty to or from their slots, their clashes
+    still cost, and a timpani is not the bass a cadence puts the root in."""
     from musedraft.generate import _Progress  # noqa: PLC0415
 
     v, res = tok.vocab, tok.vocab.config.beat_res
@@ -336,8 +336,11 @@ def test_a_timpani_is_held_to_no_parallels_and_is_not_the_bass(tok, gen):
     cfg = SamplingConfig(clash_penalty=4.0, parallel_penalty=5.0)
     pitches = np.array([31, 33, 40])  # G1 (octaves with slot 0, from C2 under C3), A1 (a clash), E2
     assert list(gen._voice_leading(p, pitches, cfg)) == [5.0, 4.0, 0.0]
-    assert list(gen._voice_leading(p, pitches, cfg, drums=(1,))) == [0.0, 4.0, 0.0]  # the timpani writes
-    assert list(gen._voice_leading(p, pitches, cfg, drums=(0,))) == [0.0, 4.0, 0.0]  # the other line is one
+    for ranges, drums, tracks in (([(36, 60), (20, 50)], (1,), None),  # the timpani writes
+                                  ([(36, 60), (20, 50)], (0,), None),  # the other line is one
+                                  ([(36, 60), (20, 50), (48, 72)], (), [0, 1, 0])):  # a piano's two lines
+        chordal = Constraints(bars=2, time_signature="4/4", pitch_ranges=ranges, drums=drums, tracks=tracks).chordal
+        assert list(gen._voice_leading(p, pitches, cfg, chordal=chordal)) == [0.0, 4.0, 0.0]
     ranges = [(36, 60), (28, 55), (40, 57)]  # cello, contrabass, timpani: the lowest voice is the bass
     assert Constraints(bars=2, time_signature="4/4", pitch_ranges=ranges[:2] + [(20, 50)]).bass_slot == 2
     assert Constraints(bars=2, time_signature="4/4", pitch_ranges=ranges[:2] + [(20, 50)], drums=(2,)).bass_slot == 1

@@ -10,6 +10,7 @@ biases → temperature → top-k → top-p → one draw from a seeded torch.Gene
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 
@@ -314,7 +315,7 @@ class Generator:
                 offsets[self.pitch_ids] += np.select([pcs == 8, pcs == 7], [cfg.leading_tone_bias, -cfg.leading_tone_bias])
             if cfg.clash_penalty or cfg.parallel_penalty:
                 bass = c.bass_slot if root is not None and s.slot != c.bass_slot else None
-                offsets[self.pitch_ids] -= self._voice_leading(p, pitches, cfg, bass, root, c.drums)
+                offsets[self.pitch_ids] -= self._voice_leading(p, pitches, cfg, bass, root, c.chordal)
             if cfg.crossing_penalty and c.ordered:
                 offsets[self.pitch_ids] -= cfg.crossing_penalty * self._crossings(p, c, pitches)
             if cfg.register_penalty and c.centres is not None:
@@ -516,7 +517,7 @@ class Generator:
         return offsets
 
     def _voice_leading(self, p: _Progress, pitches: np.ndarray, cfg: SamplingConfig,
-                       bass: int | None = None, root: int | None = None, drums: tuple[int, ...] = ()) -> np.ndarray:
+                       bass: int | None = None, root: int | None = None, chordal: Collection[int] = ()) -> np.ndarray:
         """Penalties for each candidate pitch of the slot being written, against the other voices
         sounding now: a second, seventh or tritone (full on the beat, half between beats: passing
         notes are fine there), and parallel fifths or octaves with a voice that moved too.
@@ -528,8 +529,10 @@ class Generator:
         left to step out of a parallel, so the voices above are held to the one it will make. Without
         this, every parallel that outlasted an all but forbidding penalty (50) was against the bass in
         the last two bars (24 chorale drafts: 13 of 13).
-        A timpani (`drums`: its slots) strikes roots and fifths under the music, doubling the bass in
-        octaves: like the checker (harmony.scan.Context.drum) we hold it to no parallels; its clashes count.
+        Parallels count only between voices, as the checker hears them (`chordal`: Constraints.chordal).
+        A timpani strikes roots and fifths under the music, doubling the bass in octaves, and a piano's or
+        harp's lines are one track of chords (harmony.scan: no line): neither is held to parallels, and
+        their clashes count.
         Soft: the model may still insist, and the harmony check after generation has the last word."""
         s, now = p.grammar, p.now
         numerator, denominator = _metre(s.time_signature)
@@ -540,7 +543,7 @@ class Generator:
         else:
             full = s.position == 0 or (numerator % 2 == 0 and numerator >= 4 and 2 * s.position == s.bar_positions)
         mine = p.last.get(s.slot)
-        parallels = cfg.parallel_penalty and mine is not None and s.slot not in drums
+        parallels = cfg.parallel_penalty and mine is not None and s.slot not in chordal
         penalty = np.zeros(len(pitches), dtype=np.float32)
         # Off the beat a dissonance reached by step may be a passing or neighbour note; one reached by leap
         # seldom is (an appoggiatura), so it costs as much as on the beat.
@@ -552,12 +555,12 @@ class Generator:
             if cfg.clash_penalty:
                 penalty += np.where(_CLASHES[np.abs(pitches - v.pitch) % 12], weight, 0.0)
             theirs = v.previous
-            if parallels and v.slot not in drums and v.start == now and theirs is not None and _together(mine, theirs):
+            if parallels and v.slot not in chordal and v.start == now and theirs is not None and _together(mine, theirs):
                 was = abs(mine.pitch - theirs.pitch) % 12
                 if was in (0, 7) and v.pitch != theirs.pitch:
                     moved = pitches != mine.pitch
                     penalty += np.where(moved & (np.abs(pitches - v.pitch) % 12 == was), cfg.parallel_penalty, 0.0)
-        below = p.last.get(bass) if bass is not None else None
+        below = p.last.get(bass) if bass is not None and bass not in chordal else None
         if parallels and below is not None and below.start < now and _together(mine, below):
             was = (mine.pitch - below.pitch) % 12
             if was in (0, 7) and below.pitch % 12 != root:
