@@ -54,7 +54,8 @@ STEPS = [
     ("+ an off-beat leap into a clash costs the full clash penalty", dict(leap_clash=True)),
     ("+ so does a clash on any beat, not only the strong ones", dict(beat_clash=True)),
     ("+ the tonic bias on every downbeat, whatever its budget", dict(tonic_downbeat=True)),
-    ("+ chorale voices kept in their order, crossing penalty 3 (the defaults)", dict(crossing_penalty=3.0)),
+    ("+ chorale voices kept in their order, crossing penalty 3", dict(crossing_penalty=3.0)),
+    ("+ parallel penalty 9, twice a clash (the defaults)", dict(parallel_penalty=9.0)),
 ]
 METRICS = ("pitch_class_entropy", "groove_consistency", "polyphony", "notes_per_bar", "pitch_range")
 
