@@ -355,6 +355,20 @@ def test_the_generator_knows_which_line_a_timpani_plays_in_a_fresh_piece_and_a_p
     assert seen == [(1,), (1,), (1,)]  # lines top first: the violin, the timpani (its middle above the contrabass's)
 
 
+def test_the_generator_knows_a_keyboard_s_lines_in_a_fresh_piece_and_a_primer(tiny_composer, monkeypatch):
+    """A piano's lines are one track of chords, which the harmony checker holds to no parallels or
+    crossings: compose(), continue_midi() and regenerate() all tell the generator which lines those are
+    (every line but the cello's). Only a fresh piece pulls in an instrument sitting it out; a primer's
+    lines rest as the user wrote them."""
+    seen = _generation_calls(tiny_composer, monkeypatch, lambda fixed, constraints: (
+        constraints.slots - len(constraints.chordal), len(constraints.chordal), constraints.tacet))
+    draft = compose("romantic", instruments=["piano", "cello"], bars=2, seed=1, repair=False, model=tiny_composer)
+    continue_midi(draft, bars=1, seed=2, repair=False, model=tiny_composer)
+    regenerate(draft, bars=(2, 2), seed=3, repair=False, model=tiny_composer)
+    assert [(voices, tacet) for voices, _, tacet in seen] == [(1, True), (1, False), (1, False)]
+    assert all(2 <= piano_lines <= 4 for _, piano_lines, _ in seen)
+
+
 def _centres_and_registers(composer, monkeypatch) -> list:
     """A list that each generation call appends (the centres it was given, the header's register tokens) to."""
     def record(fixed, constraints):

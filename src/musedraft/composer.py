@@ -322,12 +322,12 @@ def _ts_score(ts: str) -> Score:
 
 
 def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, tempo="request", seed_offset=0,
-              centres=None, tracks=None, drums=()):
+              centres=None, tracks=None, drums=(), primer=False):
     """New streams (EOS dropped), one per request in `reqs` (same request, different seeds), in one batch.
-    `centres` (a fresh piece's instruments' registers) draw drifting lines back, and `tracks` (the
-    instrument of each line) pull in an instrument sitting the piece out; a primer's lines centre
-    and rest where the user put them, so a continuation goes without both. `drums` are the lines a
-    timpani plays (no voice for parallels, nor the bass)."""
+    `centres` (a fresh piece's instruments' registers) draw drifting lines back; `tracks` (the instrument
+    of each line) say which lines are one keyboard's chords, no voices for parallels or crossings, and
+    pull in an instrument sitting the piece out, unless the lines are a `primer`'s: those centre and
+    rest where the user put them. `drums` are the lines a timpani plays (no voice for parallels, nor the bass)."""
     from musedraft.generate import Constraints  # noqa: PLC0415
 
     reqs = [reqs] if isinstance(reqs, Request) else reqs
@@ -336,7 +336,8 @@ def _generate(composer, fixed, music, bars, ranges, mode, reqs, cfg, cadence, te
     habits = h.guidance(mode, reqs[0].time_signature) if h else {}
     c = Constraints(bars=bars, time_signature=reqs[0].time_signature, pitch_ranges=ranges, mode=mode,
                     tempo=MODEL_TEMPO if tempo == "request" else tempo, cadence=cadence, tonic_start=fresh,
-                    centres=centres, tracks=tracks, drums=drums, ordered=reqs[0].style in ORDERED_STYLES, **habits)
+                    centres=centres, tracks=tracks, tacet=not primer, drums=drums, ordered=reqs[0].style in ORDERED_STYLES,
+                    **habits)
     seeds = [r.seed * 7919 + seed_offset for r in reqs]
     rows = composer.generator.generate_batch(fixed, music, c, cfg, seeds=seeds)
     return [[t for t in new if t != composer.tokenizer.eos] for new in rows]
@@ -663,7 +664,7 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     cfg = _sampling(temperature, top_p, p.request.density)
     t1 = time.perf_counter()
     new = _generate(composer, p.header, p.stream, bars, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None,
-                    drums=p.drums)[0]
+                    tracks=p.track_of_line, drums=p.drums, primer=True)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     p.request.bars = primer_bars + bars
     written = (primer_bars + 1, primer_bars + bars)
@@ -695,10 +696,10 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     if suffix:
         fixed = p.header + _fim_block(composer, prefix, _leading_bars(composer, suffix, composer.model.cfg.context // 4))
         middle = _generate(composer, fixed, [], n, p.ranges, p.mode, p.request, cfg, cadence=False, tempo=None,
-                           drums=p.drums)[0]
+                           tracks=p.track_of_line, drums=p.drums, primer=True)[0]
     else:
         middle = _generate(composer, p.header, prefix, n, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None,
-                           drums=p.drums)[0]
+                           tracks=p.track_of_line, drums=p.drums, primer=True)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     p.request.bars = total
     score = p.to_score(composer, p.header + prefix + middle + suffix, (first, last))

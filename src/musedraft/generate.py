@@ -93,7 +93,8 @@ class Constraints:
     borrowed: tuple[float, ...] | None = None  # share of the style's notes on each pitch class in this mode (its habit): the chromatic budget, the balance and the tonic budget; None = every note outside the scale costs key_penalty, no balance
     rests: float | None = None  # share of beats the style leaves silent in every part (its habit); None = every such rest costs gap_penalty
     sounding: float | None = None  # share of the time the style's lines play (its habit); None = the entry bias pulls every resting line in
-    tracks: list[int] | None = None  # per track slot, the instrument its line plays (a piano's four lines: one); None = no tacet pull (a primer's lines rest as written)
+    tracks: list[int] | None = None  # per track slot, the instrument its line plays (a piano's four lines: one); None = unknown: every line a voice, no tacet pull
+    tacet: bool = True  # pull in an instrument of `tracks` that sits the music out (off for a primer's lines, which rest as written)
     centres: list[float] | None = None  # per track slot, the pitch its line centres on (its instrument's register); None = no pull
     lengths: tuple[float, ...] | None = None  # share of the style's notes in each length class in this metre (its habit); None = no length budget
     drums: tuple[int, ...] = ()  # slots a timpani plays: no voice for parallels, not the bass (as the harmony checker hears it)
@@ -438,7 +439,7 @@ class Generator:
         romantic drafts (piano and voice) range 11.2% wider than their pieces, not 6.7% (30 drafts);
         and an instrument that has played its share may rest as long as it likes, unless it would then
         be heard in fewer than half the bars (`_bars_owed`)."""
-        if not cfg.tacet_bars or c.tracks is None:
+        if not cfg.tacet_bars or c.tracks is None or not c.tacet:
             return {}
         out: dict[int, float] = {}
         for slots in c.instruments:
