@@ -16,12 +16,12 @@ import torch
 from symusic import KeySignature, Note, Score, Track
 from tests.conftest import make_score
 
-from musedraft.composer import _lines, _most_at_once, compose, compose_candidates, continue_midi, regenerate
+from musedraft.composer import _lines, compose, compose_candidates, continue_midi, regenerate
 from musedraft.errors import RequestError
 from musedraft.export import midi_bytes
 from musedraft.generate import Constraints, SamplingConfig
 from musedraft.instruments import get_instrument
-from musedraft.score import bar_count, tempo_bpm, ticks_per_bar, time_signature
+from musedraft.score import bar_count, most_at_once, tempo_bpm, ticks_per_bar, time_signature
 from musedraft.tokenizer import Controls, parse_key
 
 TPQ = 480
@@ -94,7 +94,7 @@ def test_each_instrument_plays_one_line_and_a_piano_up_to_four(drafts):
     for _, draft in drafts:
         for track in draft.score.tracks:
             if track.name == "Piano":  # melody, two inner voices and bass in one track
-                assert 2 <= _most_at_once(track) <= 4
+                assert 2 <= most_at_once(track) <= 4
                 continue
             notes = sorted((n.time, n.end) for n in track.notes)
             assert all(a[1] <= b[0] for a, b in pairwise(notes)), track.name
@@ -314,7 +314,7 @@ def test_continuing_a_piano_draft_goes_on_in_chords(tiny_composer):
     assert [t.name for t in more.score.tracks] == ["Piano"]
     new = Track()
     new.notes.extend(n for n in more.score.tracks[0].notes if n.time >= end)
-    assert 2 <= _most_at_once(new) <= 4
+    assert 2 <= most_at_once(new) <= 4
 
 
 def _generation_calls(composer, monkeypatch, record) -> list:

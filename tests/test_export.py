@@ -13,7 +13,7 @@ from symusic import Note, Score, Tempo, TextMeta, TimeSignature, Track
 
 from musedraft.errors import OutputExistsError, RequestError
 from musedraft.export import DRUM_CHANNEL, assign_channels, key_signature, midi_bytes, write_midi
-from musedraft.notation import quantise, to_music21, write_musicxml
+from musedraft.notation import musicxml_bytes, quantise, to_music21, write_musicxml
 
 TPQ = 480
 
@@ -201,3 +201,24 @@ def test_musicxml_file_reads_back(tmp_path):
     assert back.parts[0].recurse().notes.first().duration.quarterLength == 1.5
     with pytest.raises(OutputExistsError):
         write_musicxml(trio(), path)
+
+
+def test_a_piano_s_chords_go_on_a_grand_staff_and_each_part_in_its_clef():
+    """A keyboard's one track of chords is written on two braced staves (middle C up on the upper one),
+    a viola in alto clef and a tenor in treble clef an octave down; one line on a piano's program (as
+    music21 writes every part) keeps one staff. A notation program finds the piano as one part."""
+    from music21 import clef, layout  # noqa: PLC0415
+
+    s = song(("piano", 0, [(0, 2, 48), (0, 2, 55), (0, 2, 64), (0, 2, 72), (2, 1, 67)], False),
+             ("viola", 41, [(0, 3, 60)], False), ("tenor", 52, [(0, 3, 57)], False),
+             ("Violin", 0, [(0, 1, 55), (1, 1, 64), (2, 1, 72)], False), ts=(3, 4))
+    m21 = to_music21(s, "C major")
+    clefs = [type(p.recurse().getElementsByClass(clef.Clef).first()) for p in m21.parts]
+    assert [p.partName for p in m21.parts] == ["piano", "piano", "viola", "tenor", "Violin"]
+    assert clefs[:4] == [clef.TrebleClef, clef.BassClef, clef.AltoClef, clef.Treble8vbClef]
+    upper, lower = ([n.pitch.midi for n in p.recurse().notes for n in getattr(n, "notes", (n,))] for p in m21.parts[:2])
+    assert sorted(upper) == [64, 67, 72] and sorted(lower) == [48, 55]
+    group = m21.getElementsByClass(layout.StaffGroup).first()
+    assert group.symbol == "brace" and list(group) == list(m21.parts[:2])
+    xml = musicxml_bytes(m21)
+    assert xml.count(b"<score-part ") == 4 and xml.count(b"<staves>2</staves>") == 1

@@ -21,11 +21,12 @@ from musedraft.draft import Draft
 MSCORE = shutil.which("mscore3") or shutil.which("musescore3")
 pytestmark = pytest.mark.skipif(MSCORE is None, reason="MuseScore 3 is not installed (apt-get install musescore3)")
 TPQ = 480
-TRACKS = (("flute", 73, False), ("viola", 41, False), ("cello", 42, False), ("drums", 0, True))
+TRACKS = (("flute", 73, False), ("viola", 41, False), ("cello", 42, False), ("piano", 0, False), ("drums", 0, True))
+CHORD = (39, 46, 67, 70)  # Eb2 Bb2 | G4 Bb4: one piano track, both hands
 
 
 def quartet() -> Score:
-    """Four named tracks in Eb major, 3/4, eight bars; the drums keep time."""
+    """Five named tracks in Eb major, 3/4, eight bars; a piano strikes chords, the drums keep time."""
     s = Score(TPQ)
     s.tempos.append(Tempo(0, qpm=96.0))
     s.time_signatures.append(TimeSignature(0, 3, 4))
@@ -35,6 +36,8 @@ def quartet() -> Score:
         for beat in range(24):
             if drum:
                 t.notes.append(Note(beat * TPQ, TPQ // 2, 36 if beat % 3 == 0 else 42, 90))
+            elif name == "piano":
+                t.notes.extend(Note(beat * TPQ, TPQ, pitch, 70) for pitch in CHORD if beat % 3 == 0)
             elif beat % 2 == 0 or name == "flute":
                 pitch = lines[name][(beat // 2) % 6] if name != "flute" else lines[name][beat % 6]
                 t.notes.append(Note(beat * TPQ, TPQ * (1 if name == "flute" else 2), pitch, 80))
@@ -63,6 +66,7 @@ def parts_of(mscx: Path) -> list[dict]:
             "name": instrument.findtext("longName") or part.findtext("trackName"),
             "program": int(instrument.find("Channel/program").get("value")),
             "staves": len(staves),
+            "clefs": [staff_music[k].findtext(".//Clef/concertClefType") for k in staves],
             "key": int(key.text) if key is not None else None,
             "time": (first.findtext(".//TimeSig/sigN"), first.findtext(".//TimeSig/sigD")),
             "percussion": part.find("Staff/StaffType").get("group") == "percussion",
@@ -79,8 +83,16 @@ def saved(tmp_path_factory) -> dict[str, Path]:
 def test_musicxml_opens_with_one_named_part_per_track(saved, tmp_path):
     parts = parts_of(mscore(saved["musicxml"], tmp_path / "x.mscx"))
     assert [(p["name"], p["program"], p["percussion"]) for p in parts] == [(n, prog, d) for n, prog, d in TRACKS]
-    assert all(p["staves"] == 1 and p["time"] == ("3", "4") for p in parts)
-    assert [p["key"] for p in parts if not p["percussion"]] == [-3, -3, -3]
+    assert all(p["time"] == ("3", "4") for p in parts)
+    assert [p["key"] for p in parts if not p["percussion"]] == [-3, -3, -3, -3]
+
+
+def test_musicxml_writes_each_instrument_in_its_clef_and_a_piano_on_a_grand_staff(saved, tmp_path):
+    """Music21 picks treble or bass clef by range; a viola reads alto clef, and a piano's one track of
+    chords is two staves (middle C up on the upper one), as an arranger expects to find them."""
+    parts = parts_of(mscore(saved["musicxml"], tmp_path / "x.mscx"))
+    assert [(p["name"], p["staves"], p["clefs"]) for p in parts if not p["percussion"]] == [
+        ("flute", 1, ["G"]), ("viola", 1, ["C3"]), ("cello", 1, ["F"]), ("piano", 2, ["G", "F"])]
 
 
 def test_midi_opens_with_one_part_per_track_keeping_names_and_programs(saved, tmp_path):

@@ -30,7 +30,7 @@ from musedraft.instruments import (
     lines_of,
     register_of,
 )
-from musedraft.score import bar_range, in_voice_order, voice_order
+from musedraft.score import bar_range, in_voice_order, most_at_once, voice_order
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
 if TYPE_CHECKING:
@@ -512,16 +512,6 @@ def _primer_parts(source) -> tuple[Score, dict | None]:
     return load_midi(source), None
 
 
-def _most_at_once(track: Track) -> int:
-    """The most notes the track has sounding together."""
-    events = sorted([(n.time, 1) for n in track.notes] + [(n.end, -1) for n in track.notes])
-    now = top = 0
-    for _, step in events:  # at a tick where one note ends and another starts, the end comes first
-        now += step
-        top = max(top, now)
-    return top
-
-
 def _split_lines(track: Track, lines: list[Instrument]) -> list[Track]:
     """A keyboard track as the lines the model writes (top first). At each onset the notes struck go,
     in pitch order, to distinct lines that are not still holding a note, the lines whose range centres
@@ -609,7 +599,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     names = [t.name.strip() or f"Track {i + 1}" for i, t in enumerate(pitched)]
     programs = [int(t.program) for t in pitched]
     insts = [instrument_of_track(name, program) for name, program in zip(names, programs, strict=True)]
-    per_instrument, _ = _lines(insts, tok.vocab.config.max_tracks, [_most_at_once(t) for t in pitched])
+    per_instrument, _ = _lines(insts, tok.vocab.config.max_tracks, [most_at_once(t) for t in pitched])
     line_tracks, line_insts, track_of_line = [], [], []
     for k, (track, lines) in enumerate(zip(pitched, per_instrument, strict=True)):
         for line, line_track in zip(lines, _split_lines(track, lines), strict=True):

@@ -34,6 +34,17 @@ class Instrument:
         return register_of(self.middle)
 
     @property
+    def clef(self) -> str | None:
+        """The clef its part is written in where it is not simply treble or bass by range (None): a
+        viola reads alto clef, a tenor and a guitar treble clef an octave down."""
+        return _CLEFS.get(self.name)
+
+    @property
+    def grand_staff(self) -> bool:
+        """Whether its part is written on two staves, a brace joining them: a keyboard's or harp's."""
+        return self.name in _LINES
+
+    @property
     def strikes_roots(self) -> bool:
         """A timpani strikes the harmony's roots and fifths under the music, doubling the bass in octaves:
         no voice for the voice-leading rules, and not the bass (harmony.scan.Context.drum, and the generator)."""
@@ -170,6 +181,8 @@ _LINES = {
     "harp": ((60, 96), (48, 76), (24, 60)),
 }
 MOST_LINES = max(len(r) for r in _LINES.values())
+_CLEFS = {"viola": "alto", "tenor": "treble8vb", "acoustic guitar": "treble8vb", "steel guitar": "treble8vb",
+          "electric guitar": "treble8vb"}
 
 
 def lines_of(inst: Instrument, most: int = MOST_LINES) -> list[Instrument]:

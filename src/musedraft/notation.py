@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING
 
 from musedraft.export import key_of_signature, key_signature, midi_bytes
 from musedraft.files import atomic_path, check_writable
+from musedraft.instruments import Instrument, instrument_of_track
+from musedraft.score import most_at_once
 
 if TYPE_CHECKING:
     import music21
-    from symusic import Score
+    from symusic import Score, Track
 
 __all__ = ["to_music21", "write_musicxml", "musicxml_bytes", "quantise", "GRID_DIVISOR"]
 
+MIDDLE_C = 60  # a keyboard's upper staff starts here
 GRID_DIVISOR = 4  # notes snap to 1/4 of a quarter: sixteenths, so a dotted eighth stays one
 
 
@@ -75,8 +78,8 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
         A music21 Score with one Part per non-empty track, named after the track, with its GM
         program, time signature, key and tempo, durations on a sixteenth grid.
     """
-    from music21 import clef, instrument, metadata, midi, stream, tempo  # noqa: PLC0415
     from music21 import key as m21key  # noqa: PLC0415
+    from music21 import metadata, midi, tempo  # noqa: PLC0415
     from music21.midi import translate  # noqa: PLC0415
 
     if key is None and len(score.key_signatures):
@@ -84,6 +87,9 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     kept = [t for t in score.tracks if len(t.notes)]
     snapped = quantise(score)
     snapped.tracks = [t for t in snapped.tracks if len(t.notes)]
+    insts = [None if t.is_drum else instrument_of_track(t.name, int(t.program)) for t in kept]
+    staves = [_hands(t) if inst is not None and inst.grand_staff else [t] for t, inst in zip(snapped.tracks, insts, strict=True)]
+    snapped.tracks = [staff for group in staves for staff in group]
     # music21 reads channel-10 notes as Unpitched and forgets which drum they were (key 51 comes
     # back as plain "Percussion"): hand drums over as pitches and make them Unpitched ourselves.
     shared = next((int(t.program) for t in snapped.tracks if not t.is_drum), 0)
@@ -93,36 +99,28 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     mf = midi.MidiFile()
     mf.readstr(midi_bytes(snapped, key=key))
     m21 = translate.midiFileToStream(mf, quantizePost=True, quarterLengthDivisors=(GRID_DIVISOR,))
-    parts = list(m21.parts)
+    groups, parts = [], list(m21.parts)
+    for group in staves:
+        groups.append(parts[: len(group)])
+        parts = parts[len(group):]
     m21_key = None
     if key is not None:
         sharps, mode = key_signature(key)
         m21_key = m21key.KeySignature(sharps).asKey(mode)
-    for number, (part, track) in enumerate(zip(parts, kept, strict=False), start=1):
-        name = track.name.strip() or ("drums" if track.is_drum else f"program {int(track.program)}")
-        for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
-            old.activeSite.remove(old)
-        if track.is_drum:
-            inst = instrument.UnpitchedPercussion()
-            inst.midiChannel = 9
-            for old in list(part.recurse().getElementsByClass(clef.Clef)):
-                old.activeSite.replace(old, clef.PercussionClef())
-            _to_unpitched(part)
-        else:
-            inst = instrument.instrumentFromMidiProgram(int(track.program))
-            inst.midiProgram = int(track.program)
-        inst.partName = inst.instrumentName = name
-        inst.partId, inst.instrumentId = f"P{number}", f"P{number}-I1"  # music21 draws them at random: same seed, same file
-        inst.partAbbreviation = inst.instrumentAbbreviation = _abbreviation(name)
-        part.partName, part.partAbbreviation = name, _abbreviation(name)
-        _split_voices(part)
-        first = part.getElementsByClass(stream.Measure).first() or part
-        first.insert(0, inst)
-        for old in list(part.recurse().getElementsByClass(m21key.KeySignature)):
-            old.activeSite.remove(old)
-        if m21_key is not None and not track.is_drum:
-            first.insert(0, m21key.Key(m21_key.tonic.name, m21_key.mode))
-            _respell(part, m21_key)
+    parts = []
+    for number, (group, track, inst) in enumerate(zip(groups, kept, insts, strict=True), start=1):
+        if len(group) == 2:
+            group = _grand_staff(m21, group)
+        parts += group
+        for part, clef_name in zip(group, _clefs(inst, len(group)), strict=True):
+            if clef_name is not None:
+                _set_clef(part, clef_name)
+        for part in group:
+            _finish_part(part, track, number, m21_key)
+    for part in list(m21.parts):  # in the tracks' order, a keyboard's staves in its place
+        m21.remove(part)
+    for part in parts:
+        m21.insert(0, part)
     for part in parts[1:]:  # one tempo mark above the score, not one stacked per part
         for mark in list(part.recurse().getElementsByClass(tempo.MetronomeMark)):
             mark.activeSite.remove(mark)
@@ -130,6 +128,84 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     m21.metadata.title = title or "musedraft draft"
     m21.metadata.composer = ""
     return m21
+
+
+def _finish_part(part, track, number: int, m21_key) -> None:
+    """One staff as a notation program should show it: the track's instrument and name (ids fixed:
+    music21 draws them at random), voices for overlapping notes, the key and spellings in it."""
+    from music21 import clef, instrument, stream  # noqa: PLC0415
+    from music21 import key as m21key  # noqa: PLC0415
+
+    name = track.name.strip() or ("drums" if track.is_drum else f"program {int(track.program)}")
+    for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
+        old.activeSite.remove(old)
+    if track.is_drum:
+        sound = instrument.UnpitchedPercussion()
+        sound.midiChannel = 9
+        for old in list(part.recurse().getElementsByClass(clef.Clef)):
+            old.activeSite.replace(old, clef.PercussionClef())
+        _to_unpitched(part)
+    else:
+        sound = instrument.instrumentFromMidiProgram(int(track.program))
+        sound.midiProgram = int(track.program)
+    sound.partName = sound.instrumentName = name
+    sound.partId, sound.instrumentId = f"P{number}", f"P{number}-I1"  # music21 draws them at random: same seed, same file
+    sound.partAbbreviation = sound.instrumentAbbreviation = _abbreviation(name)
+    part.partName, part.partAbbreviation = name, _abbreviation(name)
+    _split_voices(part)
+    first = part.getElementsByClass(stream.Measure).first() or part
+    first.insert(0, sound)
+    for old in list(part.recurse().getElementsByClass(m21key.KeySignature)):
+        old.activeSite.remove(old)
+    if m21_key is not None and not track.is_drum:
+        first.insert(0, m21key.Key(m21_key.tonic.name, m21_key.mode))
+        _respell(part, m21_key)
+
+
+def _hands(track: Track) -> list[Track]:
+    """A keyboard's or harp's chords on two staves: notes from middle C up on the upper one, as a
+    notation program's own MIDI import splits them. One staff for a single line (music21 writes every
+    part on program 0, so a violin there reads as a piano) or where either staff would be empty."""
+    if most_at_once(track) < 2:
+        return [track]
+    upper, lower = track.copy(), track.copy()
+    upper.notes = track.notes.filter(lambda n: n.pitch >= MIDDLE_C, inplace=False)
+    lower.notes = track.notes.filter(lambda n: n.pitch < MIDDLE_C, inplace=False)
+    return [upper, lower] if len(upper.notes) and len(lower.notes) else [track]
+
+
+def _clefs(inst: Instrument | None, staves: int) -> list[str | None]:
+    """The clef of each staff of a part: treble over bass for two, the instrument's own where it has
+    one (a viola's alto clef), else None: music21's choice by range."""
+    if staves == 2:
+        return ["treble", "bass"]
+    return [inst.clef if inst is not None else None]
+
+
+def _set_clef(part, name: str) -> None:
+    """Write the whole part in one clef: music21 picks treble or bass by range."""
+    from music21 import clef, stream  # noqa: PLC0415
+
+    wanted = {"treble": clef.TrebleClef, "bass": clef.BassClef, "alto": clef.AltoClef, "treble8vb": clef.Treble8vbClef}[name]
+    for old in list(part.recurse().getElementsByClass(clef.Clef)):
+        old.activeSite.remove(old)
+    first = part.getElementsByClass(stream.Measure).first() or part
+    first.insert(0, wanted())
+
+
+def _grand_staff(m21, pair: list) -> list:
+    """Two parts as the staves of one instrument: PartStaffs in a braced StaffGroup, which music21
+    writes as one MusicXML part with two staves. The caller puts them in the score."""
+    from music21 import layout, stream  # noqa: PLC0415
+
+    staves = []
+    for part in pair:
+        staff = stream.PartStaff()
+        for element in list(part):
+            staff.insert(part.elementOffset(element), element)
+        staves.append(staff)
+    m21.insert(0, layout.StaffGroup(staves, symbol="brace", barTogether=True))
+    return staves
 
 
 def write_musicxml(
@@ -157,23 +233,20 @@ def musicxml_bytes(m21: music21.stream.Score) -> bytes:
     from music21 import note  # noqa: PLC0415
     from music21.musicxml.m21ToXml import GeneralObjectExporter  # noqa: PLC0415
 
-    drums = []
     tagged = []
-    for i, part in enumerate(m21.parts):
+    for part in m21.parts:
         hits = [u for el in part.recurse().notes for u in getattr(el, "notes", (el,)) if isinstance(u, note.Unpitched)]
         for u in hits:
             if u.style.color is None and "gm_key" in u.editorial:
                 u.style.color = f"#0000{int(u.editorial['gm_key']):02X}"
                 tagged.append(u)
-        if hits:
-            drums.append(i)
     try:
         raw = GeneralObjectExporter(m21).parse()
     finally:
         for u in tagged:  # leave the caller's score as it was
             u.style.color = None
     raw = re.sub(rb"\s*<encoding-date>[^<]*</encoding-date>", b"", raw, count=1)  # today's date: not the draft's
-    return _rewrite_drum_parts(raw, drums) if drums else raw
+    return _rewrite_drum_parts(raw) if tagged else raw
 
 
 # GM percussion key → (display pitch, notehead) on a percussion staff, after common drum-set
@@ -208,8 +281,9 @@ def _to_unpitched(part) -> None:
         element.activeSite.replace(element, new)
 
 
-def _rewrite_drum_parts(raw: bytes, drum_parts: list[int]) -> bytes:
-    """Colour tags on drum notes → one score-instrument per GM key and an instrument per note."""
+def _rewrite_drum_parts(raw: bytes) -> bytes:
+    """Colour tags on drum notes → one score-instrument per GM key and an instrument per note, in each
+    part that has unpitched notes (counted in the file, where a piano's two staves are one part)."""
     import xml.etree.ElementTree as ET  # noqa: PLC0415
 
     import pretty_midi  # noqa: PLC0415  (GM drum names)
@@ -217,7 +291,7 @@ def _rewrite_drum_parts(raw: bytes, drum_parts: list[int]) -> bytes:
     start = raw.index(b"<score-partwise")
     root = ET.fromstring(raw[start:])
     score_parts, parts = root.find("part-list").findall("score-part"), root.findall("part")
-    for i in drum_parts:
+    for i in (j for j, part in enumerate(parts) if part.find(".//unpitched") is not None):
         header, part = score_parts[i], parts[i]
         pid, keys = header.get("id"), set()
         for n in part.iter("note"):

@@ -27,6 +27,7 @@ __all__ = [
     "tempo_bpm",
     "seconds_at_tick",
     "notes_array",
+    "most_at_once",
     "voice_order",
     "in_voice_order",
     "bar_range",
@@ -235,3 +236,13 @@ def first_bars(score: Score, bars: int) -> Score:
         for note in track.notes:
             note.duration = min(note.duration, end - note.time)
     return cut
+
+
+def most_at_once(track) -> int:
+    """The most notes the track has sounding together: 1 for a line, more for chords."""
+    events = sorted([(n.time, 1) for n in track.notes] + [(n.end, -1) for n in track.notes])
+    now = top = 0
+    for _, step in events:  # at a tick where one note ends and another starts, the end comes first
+        now += step
+        top = max(top, now)
+    return top
