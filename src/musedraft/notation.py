@@ -76,7 +76,8 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
 
     Returns:
         A music21 Score with one Part per non-empty track, named after the track, with its GM
-        program, time signature, key and tempo, durations on a sixteenth grid.
+        program, time signature, key and tempo, durations on a sixteenth grid, in its instrument's
+        clef; a keyboard's or harp's chords are two PartStaffs (treble and bass) in a braced StaffGroup.
     """
     from music21 import key as m21key  # noqa: PLC0415
     from music21 import metadata, midi, tempo  # noqa: PLC0415
