@@ -109,3 +109,27 @@ def test_midi_opens_with_one_part_per_track_keeping_names_and_programs(saved, tm
 def test_musicxml_engraves_to_pdf(saved, tmp_path):
     pdf = mscore(saved["musicxml"], tmp_path / "score.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000
+
+
+def test_transposing_instruments_sound_as_written_in_the_midi(tmp_path):
+    """A contrabass sounds an octave under its part, a clarinet in B flat a tone, a horn in F a fifth:
+    MuseScore, reading the MusicXML's written pitches and <transpose>, plays every note at the pitch
+    the draft's MIDI sounds (music21 alone wrote sounding pitches under the transposition, which put
+    the contrabass an octave low). The piano beside them keeps its grand staff."""
+    s = Score(TPQ)
+    s.tempos.append(Tempo(0, qpm=96.0))
+    s.time_signatures.append(TimeSignature(0, 4, 4))
+    lines = {"clarinet": (71, [62, 66, 69, 70]), "french horn": (60, [57, 62, 54, 57]),
+             "contrabass": (43, [38, 42, 45, 33]), "piano": (0, [50, 74, 50, 74])}
+    for name, (program, pitches) in lines.items():
+        t = Track(name=name, program=program)
+        t.notes.extend(Note(i * TPQ, TPQ, p, 80) for i, p in enumerate(pitches))
+        if name == "piano":
+            t.notes.extend(Note(i * TPQ, TPQ, p + 12, 80) for i, p in enumerate(pitches))
+        s.tracks.append(t)
+    draft = Draft(s, {"style": "classical", "bars": 1}, seed=0, model_id="test", key="D major", loop=False)
+    saved = draft.save(tmp_path / "t", audio=False)
+    root = ET.parse(mscore(saved["musicxml"], tmp_path / "t.mscx")).getroot().find("Score")
+    played = [sorted(int(p.text) for p in staff.iter("pitch")) for staff in root.findall("Staff")]
+    assert played[:3] == [sorted(lines[n][1]) for n in ("clarinet", "french horn", "contrabass")]
+    assert sorted(played[3] + played[4]) == sorted(lines["piano"][1] + [p + 12 for p in lines["piano"][1]])

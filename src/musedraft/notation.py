@@ -227,13 +227,22 @@ def write_musicxml(
 def musicxml_bytes(m21: music21.stream.Score) -> bytes:
     """MusicXML for a score from `to_music21`, with drum parts a notation program recognises.
 
+    A transposing instrument's part (a contrabass, a clarinet in B flat, a horn in F) is written at
+    its written pitch, which its `<transpose>` element tells a reader how to sound: music21 writes the
+    element but leaves the notes at sounding pitch, so MuseScore played a contrabass an octave low and
+    a clarinet a tone low. The caller's score stays at sounding pitch (key analysis reads it).
+
     music21 writes every drum note of a part as one anonymous instrument. MuseScore needs one
     `<score-instrument>` per drum with its `<midi-unpitched>` key, and an `<instrument>` on each
     note; we tag each drum note with a private colour, export, and rewrite the tags into those.
     """
-    from music21 import note  # noqa: PLC0415
+    from music21 import instrument, note  # noqa: PLC0415
     from music21.musicxml.m21ToXml import GeneralObjectExporter  # noqa: PLC0415
 
+    if any(i.transposition is not None for i in m21.recurse().getElementsByClass(instrument.Instrument)):
+        for part in m21.parts:
+            part.atSoundingPitch = True
+        m21 = m21.toWrittenPitch(inPlace=False)
     tagged = []
     for part in m21.parts:
         hits = [u for el in part.recurse().notes for u in getattr(el, "notes", (el,)) if isinstance(u, note.Unpitched)]
