@@ -222,3 +222,18 @@ def test_a_piano_s_chords_go_on_a_grand_staff_and_each_part_in_its_clef():
     assert group.symbol == "brace" and list(group) == list(m21.parts[:2])
     xml = musicxml_bytes(m21)
     assert xml.count(b"<score-part ") == 4 and xml.count(b"<staves>2</staves>") == 1
+
+
+@pytest.mark.parametrize(("ts", "beats", "rests"), [
+    ((3, 4), 1.5, [(1.5, 0.5), (2.0, 1.0)]),  # not a dotted-quarter rest from the second half of beat 2
+    ((6, 8), 0.5, [(0.5, 1.0), (1.5, 1.5)]),  # not a half rest after the first eighth
+    ((4, 4), 1.0, [(1.0, 1.0), (2.0, 2.0)]),  # a half rest on beat 3
+])
+def test_rests_are_cut_at_the_beats_a_reader_counts(ts, beats, rests):
+    """music21 fills the silence after a note with one rest of its length; we write the rests a reader
+    counts the beats by, and a full bar's silence as one rest."""
+    s = song(("flute", 73, [(0, beats, 72), (ts[0] * 4 / ts[1], beats, 74)], False), ts=ts)
+    measures = to_music21(s, "C major").parts[0].getElementsByClass(stream.Measure)
+    first = [(float(r.offset), float(r.quarterLength)) for r in measures.first().getElementsByClass(note.Rest)]
+    assert first == rests
+    assert len(measures) == 2

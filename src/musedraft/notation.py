@@ -154,6 +154,7 @@ def _finish_part(part, track, number: int, m21_key) -> None:
     sound.partAbbreviation = sound.instrumentAbbreviation = _abbreviation(name)
     part.partName, part.partAbbreviation = name, _abbreviation(name)
     _split_voices(part)
+    _rests_by_beat(part)
     first = part.getElementsByClass(stream.Measure).first() or part
     first.insert(0, sound)
     for old in list(part.recurse().getElementsByClass(m21key.KeySignature)):
@@ -345,6 +346,54 @@ def _split_voices(part) -> None:
                 measure.makeVoices(inPlace=True, fillGaps=True)
                 break
             ringing_until = max(ringing_until, float(element.offset + element.quarterLength))
+
+
+def _rests_by_beat(part) -> None:
+    """Rewrite each rest as a reader counts it: cut at the beats it crosses, a pair of beats kept whole
+    only where a half rest stands (beats 1-2 or 3-4 of a simple metre with an even number of beats).
+    music21 fills a gap with one rest of its length: a half rest after the first eighth of a 6/8 bar,
+    a dotted-quarter rest from the second half of beat 2 in 3/4. Whole-bar rests stay whole."""
+    from music21 import meter, note, stream  # noqa: PLC0415
+
+    for measure in part.getElementsByClass(stream.Measure):
+        ts = measure.timeSignature or measure.getContextByClass(meter.TimeSignature)
+        if ts is None:
+            continue
+        beat, beats, bar = float(ts.beatDuration.quarterLength), int(ts.beatCount), float(ts.barDuration.quarterLength)
+        halves = ts.beatDivisionCount == 2 and beats % 2 == 0
+        for container in (measure, *measure.voices):
+            for rest in list(container.getElementsByClass(note.Rest)):
+                start, end = float(rest.offset), float(rest.offset + rest.quarterLength)
+                if end - start >= bar or rest.style.hideObjectOnPrint:
+                    continue
+                spans = _beat_spans(start, end, beat, beats, halves)
+                if len(spans) == 1:
+                    continue
+                container.remove(rest)
+                for a, b in spans:
+                    container.insert(a, note.Rest(quarterLength=b - a))
+
+
+def _beat_spans(start: float, end: float, beat: float, beats: int, halves: bool) -> list[tuple[float, float]]:
+    """(start, end) of each rest a silence from `start` to `end` is written as (quarter lengths in the bar).
+
+    >>> _beat_spans(1.5, 3.0, 1.0, 3, False)  # 3/4, from the second half of beat 2: an eighth, a quarter
+    [(1.5, 2.0), (2.0, 3.0)]
+    >>> _beat_spans(0.5, 3.0, 1.5, 2, False)  # 6/8 after the first eighth: a quarter, a dotted quarter
+    [(0.5, 1.5), (1.5, 3.0)]
+    >>> _beat_spans(1.0, 4.0, 1.0, 4, True)  # 4/4 after beat 1: a quarter, then a half rest on beat 3
+    [(1.0, 2.0), (2.0, 4.0)]
+    """
+    cuts = sorted({start, end} | {k * beat for k in range(1, beats) if start < k * beat < end})
+    spans: list[tuple[float, float]] = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        if spans and halves:
+            first, last = spans[-1]
+            if last - first == beat and b - a == beat and round(first / beat) % 2 == 0:
+                spans[-1] = (first, b)
+                continue
+        spans.append((a, b))
+    return spans
 
 
 def _respell(part, key) -> None:
