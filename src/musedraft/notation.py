@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from musedraft.export import key_of_signature, key_signature, midi_bytes
 from musedraft.files import atomic_path, check_writable
-from musedraft.instruments import Instrument, instrument_of_track
+from musedraft.instruments import instrument_of_track
 from musedraft.score import most_at_once
 
 if TYPE_CHECKING:
@@ -113,7 +113,9 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
         if len(group) == 2:
             group = _grand_staff(m21, group)
         parts += group
-        for part, clef_name in zip(group, _clefs(inst, len(group)), strict=True):
+        # treble over bass on a grand staff, else the instrument's own clef (a viola's alto) or music21's by range
+        clefs = ["treble", "bass"] if len(group) == 2 else [inst.clef if inst is not None else None]
+        for part, clef_name in zip(group, clefs, strict=True):
             if clef_name is not None:
                 _set_clef(part, clef_name)
         for part in group:
@@ -176,14 +178,6 @@ def _hands(track: Track) -> list[Track]:
     return [upper, lower] if len(upper.notes) and len(lower.notes) else [track]
 
 
-def _clefs(inst: Instrument | None, staves: int) -> list[str | None]:
-    """The clef of each staff of a part: treble over bass for two, the instrument's own where it has
-    one (a viola's alto clef), else None: music21's choice by range."""
-    if staves == 2:
-        return ["treble", "bass"]
-    return [inst.clef if inst is not None else None]
-
-
 def _set_clef(part, name: str) -> None:
     """Write the whole part in one clef: music21 picks treble or bass by range."""
     from music21 import clef, stream  # noqa: PLC0415
@@ -231,19 +225,20 @@ def musicxml_bytes(m21: music21.stream.Score) -> bytes:
     A transposing instrument's part (a contrabass, a clarinet in B flat, a horn in F) is written at
     its written pitch, which its `<transpose>` element tells a reader how to sound: music21 writes the
     element but leaves the notes at sounding pitch, so MuseScore played a contrabass an octave low and
-    a clarinet a tone low. The caller's score stays at sounding pitch (key analysis reads it).
+    a clarinet a tone low. Those parts are transposed for the export and back after it: the caller's
+    score stays at sounding pitch (key analysis reads it), and a copy of the whole score cost more.
 
     music21 writes every drum note of a part as one anonymous instrument. MuseScore needs one
     `<score-instrument>` per drum with its `<midi-unpitched>` key, and an `<instrument>` on each
     note; we tag each drum note with a private colour, export, and rewrite the tags into those.
     """
-    from music21 import instrument, note  # noqa: PLC0415
+    from music21 import note  # noqa: PLC0415
     from music21.musicxml.m21ToXml import GeneralObjectExporter  # noqa: PLC0415
 
-    if any(i.transposition is not None for i in m21.recurse().getElementsByClass(instrument.Instrument)):
-        for part in m21.parts:
-            part.atSoundingPitch = True
-        m21 = m21.toWrittenPitch(inPlace=False)
+    transposing = [p for p in m21.parts if any(i.transposition is not None for i in p.getInstruments(recurse=True))]
+    for part in transposing:
+        part.atSoundingPitch = True
+        part.toWrittenPitch(inPlace=True)
     tagged = []
     for part in m21.parts:
         hits = [u for el in part.recurse().notes for u in getattr(el, "notes", (el,)) if isinstance(u, note.Unpitched)]
@@ -253,9 +248,11 @@ def musicxml_bytes(m21: music21.stream.Score) -> bytes:
                 tagged.append(u)
     try:
         raw = GeneralObjectExporter(m21).parse()
-    finally:
-        for u in tagged:  # leave the caller's score as it was
+    finally:  # leave the caller's score as it was
+        for u in tagged:
             u.style.color = None
+        for part in transposing:
+            part.toSoundingPitch(inPlace=True)
     raw = re.sub(rb"\s*<encoding-date>[^<]*</encoding-date>", b"", raw, count=1)  # today's date: not the draft's
     return _rewrite_drum_parts(raw) if tagged else raw
 
@@ -350,10 +347,9 @@ def _split_voices(part) -> None:
         bar = float(measure.barDuration.quarterLength)
         containers = [measure, *measure.voices]
         sounding = [(0.0, e) for e in carried] + [(float(e.getOffsetBySite(c)), e) for c in containers for e in c.notes]
-        carried = []
+        tied_in, carried = bool(carried), []
         long = any(offset + float(e.quarterLength) > bar + 1e-9 for offset, e in sounding)
-        if long or len(sounding) > sum(len(c.notes) for c in containers) or any(_overlaps(c) for c in containers) \
-                or (measure.voices and measure.notes):
+        if tied_in or long or (measure.voices and measure.notes) or any(_overlaps(c) for c in containers):
             _revoice(measure, sounding, bar, carried)
         if carried and k == len(measures) - 1:
             measures.append(stream.Measure(number=measure.number + 1))
