@@ -20,6 +20,7 @@ from musedraft.composer import _lines, compose, compose_candidates, continue_mid
 from musedraft.errors import RequestError
 from musedraft.export import midi_bytes
 from musedraft.generate import Constraints, SamplingConfig
+from musedraft.harmony import HarmonyConfig, check
 from musedraft.instruments import get_instrument
 from musedraft.score import bar_count, most_at_once, tempo_bpm, ticks_per_bar, time_signature
 from musedraft.tokenizer import Controls, parse_key
@@ -173,6 +174,17 @@ def test_loop_gives_exactly_the_requested_bars(tiny_composer):
         if m.type == "marker":
             markers[m.text] = now
     assert markers == {"loopStart": 0, "loopEnd": 6 * tpb}
+
+
+def test_a_loop_is_repaired_as_it_is_heard_going_round(tiny_composer):
+    # seed 3 clashes in its last bar against what comes next when it plays round (no fault as a piece)
+    request = dict(instruments=["violin", "viola", "cello"], bars=6, loop=True, seed=3, model=tiny_composer)
+    config = HarmonyConfig.for_style("classical")
+    raw = compose("classical", repair=False, **request)
+    assert {f.bar for f in check(raw.score, config, loop=True)} - {f.bar for f in check(raw.score, config)} == {6}
+    draft = compose("classical", **request)
+    assert check(draft.score, config, loop=True) == [] and draft.repair["findings_after"] == []
+    assert any(e["bar"] == 6 for e in draft.repair["edits"])
 
 
 # --- the user's music is kept -------------------------------------------------------------------

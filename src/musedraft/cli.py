@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="list dissonance and voice-leading findings of a MIDI file")
     p.add_argument("midi", type=Path)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--loop", action="store_true", help="the music loops: check the join from its last bar into its first too")
 
     p = sub.add_parser("repair", help="fix the findings with the smallest edits")
     p.add_argument("midi", type=Path)
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the edit report as JSON")
     p.add_argument("--bars", type=_bars_range, default=None,
                    help="first-last, 1-based, e.g. 9-16: edit only notes struck in these bars, keep the rest as written")
+    p.add_argument("--loop", action="store_true",
+                   help="the music loops: mend the join from its last bar into its first too (on the last bar's notes)")
 
     p = sub.add_parser("render", help="render a MIDI file (with at least one pitched part) to audio with FluidSynth")
     p.add_argument("midi", type=Path)
@@ -217,7 +220,7 @@ def _cmd_regenerate(args) -> None:
 def _cmd_check(args) -> None:
     from musedraft.harmony import check, format_findings  # noqa: PLC0415
 
-    findings = check(args.midi)
+    findings = check(args.midi, loop=args.loop)
     print(json.dumps([f.to_dict() for f in findings], indent=1) if args.json else format_findings(findings))
 
 
@@ -228,7 +231,7 @@ def _cmd_repair(args) -> None:
     from musedraft.score import load_midi  # noqa: PLC0415
 
     check_writable(args.output, args.force)
-    result = repair(load_midi(args.midi), bars=args.bars)
+    result = repair(load_midi(args.midi), bars=args.bars, loop=args.loop)
     write_midi(result.score, args.output, force=args.force)
     if args.json:
         print(json.dumps({"edits": [e.to_dict() for e in result.edits],

@@ -458,7 +458,7 @@ def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, tim
 
         t = time.perf_counter()
         config = HarmonyConfig.for_style(req.style)
-        result = harmony_repair(score, config, bars=bars)
+        result = harmony_repair(score, config, bars=bars, loop=req.loop)
         edits, repaired = result.edits, result.score
         if cadence:  # the closing chord was written to the key's tonic on purpose: repair keeps it
             last_bar = (req.bars - 1) * _bar_ticks(req)

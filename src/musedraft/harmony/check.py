@@ -14,6 +14,7 @@ from symusic import Score
 from musedraft.harmony.clash import vertical_faults
 from musedraft.harmony.config import PARALLEL_RULES, RULES, HarmonyConfig
 from musedraft.harmony.findings import Finding, in_file_order
+from musedraft.harmony.loop import around
 from musedraft.harmony.rules import (
     crossing_faults,
     out_of_key_faults,
@@ -35,18 +36,23 @@ def as_score(score: Score | str | os.PathLike) -> Score:
     return score if isinstance(score, Score) else load_midi(score)
 
 
-def check(score: Score | str | os.PathLike, config: HarmonyConfig | None = None) -> list[Finding]:
+def check(score: Score | str | os.PathLike, config: HarmonyConfig | None = None, *, loop: bool = False) -> list[Finding]:
     """Every harmony finding in a score, in time order.
 
     Args:
         score: a symusic Score, or the path of a MIDI file (loaded with `musedraft.score.load_midi`,
             so an unreadable file raises InvalidMidiError).
         config: which rules run and how strictly; `HarmonyConfig()` (chorale-style defaults) if None.
+        loop: the score repeats (game music): its last bar is heard leading into its first as well, and
+            a fault made across that join is reported in bar 1 (or in the last bar, where it is there).
 
     Returns:
         One Finding per offending note and rule, sorted by time then track.
     """
     score = as_score(score)
+    if loop:
+        wrapped, join = around(score)
+        return join.findings(check(wrapped, config))
     order = voice_order(score)
     ctx = build_context(in_voice_order(score, order), config or HarmonyConfig())
     return in_file_order(to_findings(ctx, all_faults(ctx)), order)

@@ -27,6 +27,7 @@ class _Segment:
     unit: int  # ticks per denominator beat
     pulse: int  # ticks per felt beat (three units in compound metres)
     strong_half: bool  # whether the half bar is a strong beat too (4/4, 12/8, 4/2)
+    signature: tuple[int, int]  # (numerator, denominator)
 
 
 class Meter:
@@ -58,7 +59,8 @@ class Meter:
             unit = max(1, tpq * 4 // max(1, den))
             per_beat = units_per_beat(num, den)
             pulse, beats = unit * per_beat, num // per_beat
-            self._segments.append(_Segment(tick, first_bar, max(1, unit * num), unit, pulse, beats >= 4 and beats % 2 == 0))
+            self._segments.append(_Segment(tick, first_bar, max(1, unit * num), unit, pulse, beats >= 4 and beats % 2 == 0,
+                                           (num, den)))
         self._ticks = np.array([s.tick for s in self._segments], dtype=np.int64)
         self.tolerance = max(1, tpq // 32)  # performed MIDI lands a few ticks off the grid
 
@@ -81,6 +83,15 @@ class Meter:
     def bar_index(self, ticks: np.ndarray) -> np.ndarray:
         """0-based bar index of each tick (the key analysis windows over these)."""
         return self.bar_beat(ticks)[0] - 1
+
+    def bar_start(self, bar: int) -> int:
+        """Tick where 1-based `bar` starts (past the last time signature, its bars go on)."""
+        seg = next(s for s in reversed(self._segments) if s.first_bar < bar or s is self._segments[0])
+        return seg.tick + (bar - 1 - seg.first_bar) * seg.bar
+
+    def signature_at(self, tick: int) -> tuple[int, int]:
+        """(numerator, denominator) of the time signature in force at `tick`."""
+        return self._segments[int(self._seg(np.array([tick]))[0])].signature
 
     def beat_ticks(self, tick: int = 0) -> int:
         """Ticks of one felt beat at `tick` (a quarter in 4/4, a dotted quarter in 6/8)."""

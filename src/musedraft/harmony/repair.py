@@ -20,6 +20,7 @@ from musedraft.harmony.check import (
     Region,
     all_faults,
     as_score,
+    check,
     region_faults,
     region_of,
     target_faults,
@@ -27,6 +28,7 @@ from musedraft.harmony.check import (
 )
 from musedraft.harmony.config import PARALLEL_RULES, RULES, HarmonyConfig
 from musedraft.harmony.findings import Edit, RepairResult, in_file_order
+from musedraft.harmony.loop import around
 from musedraft.harmony.scan import Context, Fault, build_context, pairs_at, tick_score
 from musedraft.score import bar_range, in_voice_order, voice_order
 
@@ -39,7 +41,7 @@ _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
 def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None, *,
-           bars: tuple[int, int] | None = None) -> RepairResult:
+           bars: tuple[int, int] | None = None, loop: bool = False) -> RepairResult:
     """Fix what check() finds with the smallest pitch changes; deterministic and idempotent.
 
     Args:
@@ -48,12 +50,17 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
         bars: (first, last), 1-based and inclusive: only notes struck in these bars may change, so the
             bars around them stay as written (a continuation's primer, the rest of a regenerated
             piece); a fault between a kept note and a free one is fixed on the free one. None: all.
+        loop: the score repeats (check(loop=True)): after the repair of its bars, a fault across the join
+            from its last bar into its first is mended on the last bar's notes, so the opening stays as
+            repaired and every time round sounds the same.
 
     Returns:
         RepairResult with the new score, one Edit per changed note (original → final pitch), and the
         findings before and after.
     """
     config = config or HarmonyConfig()
+    if loop:
+        return _repair_loop(as_score(score), config, bars)
     given = tick_score(as_score(score))
     order = voice_order(given)
     base = in_voice_order(given, order)  # the rules read voices top first, whatever the file's order
@@ -79,6 +86,20 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
     back = np.argsort(order).tolist()  # the file's track t is track back[t] of `base`
     return RepairResult(in_voice_order(_apply(base, ctx), back), sorted(edits, key=lambda e: (e.time, e.track)),
                         in_file_order(before, first_order), in_file_order(after, order))
+
+
+def _repair_loop(score: Score, config: HarmonyConfig, bars: tuple[int, int] | None) -> RepairResult:
+    """The bars repaired as a piece, then the join: the copy of the opening that `around()` puts after
+    the end is kept, so only the last bar may move (the opening already sounds as it will each time)."""
+    inside = repair(score, config, bars=bars)
+    wrapped, join = around(inside.score)
+    first, last = bar_range(bars) if bars is not None else (1, join.bars)
+    if not first <= join.bars <= last:  # the last bar is kept as written: nothing at the join may change
+        return replace(inside, findings_before=check(score, config, loop=True),
+                       findings_after=check(inside.score, config, loop=True))
+    round_ = repair(wrapped, config, bars=(join.bars, join.bars))
+    return RepairResult(join.cut(round_.score), sorted(inside.edits + join.edits(round_.edits), key=lambda e: (e.time, e.track)),
+                        check(score, config, loop=True), join.findings(round_.findings_after))
 
 
 def _revoiced(given: Score, base: Score, order: list[int], ctx: Context, original: np.ndarray,
@@ -126,7 +147,7 @@ def _round(ctx: Context, faults: list[Fault], cause: dict[int, Fault], messages:
     for f in queue:
         if f.key not in current:
             continue  # an earlier edit already fixed it
-        if not free[f.note] and not (f.other is not None and f.rule in _PARTNER_RULES and free[f.other]):
+        if not any(free[x] for x in _arrivals(f) + _departures(ctx, f)):
             continue  # between kept notes (outside `bars`): nothing here may move, so no message to word
         message = to_findings(ctx, [f])[0].message
         fixed = _move(ctx, f, current, free)
@@ -200,16 +221,9 @@ def _move(ctx: Context, f: Fault, current: set, free: np.ndarray) -> int | None:
     neither can leave, of a note they came from): the one leaving the fewest dissonances where f
     was, then the smallest; between equals keep the melody (the top voice) and move a lower voice.
     Returns the note moved."""
-    notes = [f.note]
-    if f.other is not None and f.rule in _PARTNER_RULES:
-        notes.append(f.other)
-    best = _best_move(ctx, f, [x for x in notes if free[x]])
-    if best is None and f.rule in PARALLEL_RULES:
-        # Both voices arrive on notes the chord pins down (a doubled root, every pitch near it
-        # clashing or crossing): the motion breaks as well where they came from. The three faults
-        # repair left in the evaluation's chorale and madrigal drafts at seed 0 were such parallels.
-        came_from = [int(ctx.prev[x]) for x in (f.note, f.other)]
-        best = _best_move(ctx, f, [x for x in came_from if x >= 0 and free[x]])
+    best = _best_move(ctx, f, [x for x in _arrivals(f) if free[x]])
+    if best is None:
+        best = _best_move(ctx, f, [x for x in _departures(ctx, f) if free[x]])
     if best is None:
         return None
     _, x, (pitch, _, before, after) = best
@@ -217,6 +231,21 @@ def _move(ctx: Context, f: Fault, current: set, free: np.ndarray) -> int | None:
     current.difference_update(before)
     current.update(after)
     return x
+
+
+def _arrivals(f: Fault) -> list[int]:
+    """The notes a fault sounds on: the offending one, and its partner where two notes make it."""
+    return [f.note] + ([f.other] if f.other is not None and f.rule in _PARTNER_RULES else [])
+
+
+def _departures(ctx: Context, f: Fault) -> list[int]:
+    """For parallels, the notes the two voices came from: the motion breaks there as well, when both
+    arrive on notes the chord pins down (a doubled root, every pitch near it clashing or crossing; the
+    three faults repair left in the evaluation's chorale and madrigal drafts at seed 0) or that must stay
+    (the opening a loop comes round to, a kept bar after regenerated ones)."""
+    if f.rule not in PARALLEL_RULES:
+        return []
+    return [int(ctx.prev[x]) for x in (f.note, f.other) if ctx.prev[x] >= 0]
 
 
 def _best_move(ctx: Context, f: Fault, notes: list[int]) -> tuple | None:
