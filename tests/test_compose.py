@@ -482,6 +482,26 @@ def test_regenerate_final_bars_writes_a_new_cadence(tiny_composer):
     assert len(final) == 2 and set(final) <= {9, 0, 4} and final[1] == 9
 
 
+def test_regenerating_a_loop_s_last_bars_leads_back_into_its_opening(tiny_composer, monkeypatch, tmp_path):
+    """A loop's final bars lead into its opening, not to a cadence: the generator writes them with the
+    opening after them (fill-in-the-middle) and no cadence, and the result is still a loop, exactly its
+    bars long, whether the source is the Draft or its saved MIDI; loop=False makes it a piece that ends."""
+    fim = tiny_composer.tokenizer.vocab["FIM_SUF"]
+    seen = _generation_calls(tiny_composer, monkeypatch, lambda fixed, constraints: (fim in fixed, constraints.cadence))
+    draft = compose("classical", instruments=["violin", "cello"], bars=4, loop=True, seed=2, repair=False,
+                    model=tiny_composer)
+    tpb = ticks_per_bar(draft.score)
+    draft.save(tmp_path, audio=False)
+    seen.clear()
+    for source in (draft, tmp_path / "draft.mid"):
+        new = regenerate(source, bars=(3, 4), seed=2, model=tiny_composer)
+        assert new.loop and new.loop_end_tick() == 4 * tpb and new.score.end() <= 4 * tpb
+        assert new.markers() == [(0, "loopStart"), (4 * tpb, "loopEnd")]
+    ended = regenerate(draft, bars=(3, 4), seed=2, model=tiny_composer, loop=False)
+    assert not ended.loop and ended.markers() == []
+    assert seen == [(True, False), (True, False), (False, True)]
+
+
 def test_regenerate_next_to_dense_music_fits_the_context(tiny_composer):
     """Sixteenth notes in four parts: the bars around the regenerated one outgrow half the tiny
     model's context, so the prompt must be cut to fit rather than refused."""

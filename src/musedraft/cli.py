@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("midi", type=Path)
     p.add_argument("--bars", type=_bars_range, required=True, help="first-last, 1-based, e.g. 9-12")
     p.add_argument("--style", default=None)
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                   help="the piece loops (the last bar leads into the first); default: as the file says (a saved loop draft's markers)")
     _add_sampling(p)
     _add_output(p)
 
@@ -204,7 +206,7 @@ def _cmd_continue(args) -> None:
 
     _check_out(args, [Path(args.out)])
     _save(musedraft.continue_midi(args.primer, bars=args.bars, style=args.style, seed=args.seed,
-                                  repair=not args.no_repair, temperature=args.temperature, model=args.model),
+                                  repair=not args.no_repair, temperature=args.temperature, model=args.model, loop=args.loop),
           Path(args.out), args)
 
 
@@ -213,7 +215,7 @@ def _cmd_regenerate(args) -> None:
 
     _check_out(args, [Path(args.out)])
     _save(musedraft.regenerate(args.midi, bars=args.bars, style=args.style, seed=args.seed,
-                               repair=not args.no_repair, temperature=args.temperature, model=args.model),
+                               repair=not args.no_repair, temperature=args.temperature, model=args.model, loop=args.loop),
           Path(args.out), args)
 
 

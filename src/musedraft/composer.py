@@ -554,6 +554,7 @@ class _Prepared:
     source: Score  # the user's score at TPQ, every track
     modelled: list[int]  # the index in source.tracks of each track the model writes (its pitched ones, at most 8)
     drums: tuple[int, ...]  # the lines a timpani plays
+    loops: bool  # the source says it loops: a Draft's `loop`, or the loop markers musedraft writes into its MIDI
 
     def to_score(self, composer: Composer, ids: list[int], written: tuple[int, int]) -> Score:
         """The model's ids back in the user's key, tracks, programs and tempo map. Outside `written`
@@ -627,8 +628,15 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
         ranges.append((min(inst.low + shift, min(pitches)), max(inst.high + shift, max(pitches))))
     num, den = time_signature(score)
     req = Request(style, key, round(tempo_bpm(score), 2), f"{num}/{den}", names, bars, int(seed), False)
+    loops = bool(request.get("loop")) if request else _loop_markers(score)
     return _Prepared(header, stream, shift, programs, ranges, mode, req, track_of_line, list(score.tempos), score,
-                     modelled, _drums(line_insts))
+                     modelled, _drums(line_insts), loops)
+
+
+def _loop_markers(score: Score) -> bool:
+    """Whether a MIDI file carries the loop points a saved loop draft has (Draft.markers)."""
+    marks = {(m.text, int(m.time)) for m in score.markers}
+    return ("loopStart", 0) in marks and any(text == "loopEnd" for text, _ in marks)
 
 
 def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int = 0, repair: bool = True,
@@ -665,12 +673,15 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
 
 
 def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed: int = 0, repair: bool = True,
-               temperature: float | None = None, top_p: float | None = None, model: Composer | str | os.PathLike | None = None) -> Draft:
+               temperature: float | None = None, top_p: float | None = None, model: Composer | str | os.PathLike | None = None,
+               loop: bool | None = None) -> Draft:
     """Rewrite bars `first..last` (1-based, inclusive), keeping the music before and after them.
 
     The new bars are written with both sides in view (fill-in-the-middle), so they lead into what
-    follows; regenerating the final bars writes a new cadence instead. The repair edits the new bars
-    only; the others keep their notes and velocities, and drum tracks come back as they were.
+    follows; regenerating the final bars writes a new cadence instead, or, in a loop, bars that lead
+    back into the opening. The repair edits the new bars only (in a loop, hearing the join too); the
+    others keep their notes and velocities, and drum tracks come back as they were.
+    `loop`: whether the piece loops; None takes the source's word (a loop Draft, or the MIDI file of one).
     """
     t0 = time.perf_counter()
     seed = _whole("seed", seed, 0, MAX_SEED)
@@ -683,14 +694,17 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     cfg = _sampling(temperature, top_p, p.request.density)
     t1 = time.perf_counter()
     n = last - first + 1
-    if suffix:
-        fixed = p.header + _fim_block(composer, prefix, _leading_bars(composer, suffix, composer.model.cfg.context // 4))
+    p.request.loop = p.loops if loop is None else bool(loop)
+    # what the new bars come from and lead into: going round a loop, the end comes before the opening
+    before, after = (prefix or suffix, suffix or prefix) if p.request.loop else (prefix, suffix)
+    if after:
+        fixed = p.header + _fim_block(composer, before, _leading_bars(composer, after, composer.model.cfg.context // 4))
         middle = _generate(composer, fixed, [], n, p.ranges, p.mode, p.request, cfg, cadence=False, tempo=None,
                            tracks=p.track_of_line, drums=p.drums, primer=True)[0]
     else:
-        middle = _generate(composer, p.header, prefix, n, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None,
-                           tracks=p.track_of_line, drums=p.drums, primer=True)[0]
+        middle = _generate(composer, p.header, prefix, n, p.ranges, p.mode, p.request, cfg, cadence=not p.request.loop,
+                           tempo=None, tracks=p.track_of_line, drums=p.drums, primer=True)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     p.request.bars = total
     score = p.to_score(composer, p.header + prefix + middle + suffix, (first, last))
-    return _finish(score, p.request, composer, repair, timings, t0, cadence=not suffix, bars=(first, last))
+    return _finish(score, p.request, composer, repair, timings, t0, cadence=not after, bars=(first, last))
