@@ -61,6 +61,21 @@ def test_a_parallel_into_kept_bars_is_mended_where_the_voices_came_from():
     assert notes(fixed.score, bar) == notes(score, bar)
 
 
+def test_a_file_marked_as_a_loop_is_checked_and_repaired_as_one_unless_told_otherwise(tmp_path):
+    # the markers a saved loop draft carries (Draft.markers): loopStart at 0, loopEnd at its end
+    from symusic import TextMeta  # noqa: PLC0415
+
+    score = voices(*ROUND, names=["violin", "cello"], programs=[40, 42])
+    score.markers.append(TextMeta(0, "loopStart"))
+    score.markers.append(TextMeta(8 * score.ticks_per_quarter, "loopEnd"))
+    score.dump_midi(str(tmp_path / "bgm.mid"))
+    assert [f.rule for f in check(tmp_path / "bgm.mid")] == ["parallel-octaves"]
+    assert check(tmp_path / "bgm.mid", loop=False) == []
+    fixed = repair(tmp_path / "bgm.mid")
+    assert len(fixed.edits) == 1 and fixed.findings_after == [] and len(fixed.score.markers) == 2
+    assert repair(tmp_path / "bgm.mid", loop=False).edits == []
+
+
 def test_the_check_and_repair_commands_take_loop(tmp_path, capsys):
     from musedraft.cli import main  # noqa: PLC0415
 
@@ -73,4 +88,6 @@ def test_the_check_and_repair_commands_take_loop(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert len(report["edits"]) == 1 and report["findings_after"] == []
     assert main(["check", str(tmp_path / "fixed.mid"), "--loop"]) == 0
+    assert "No findings" in capsys.readouterr().out
+    assert main(["check", str(tmp_path / "bgm.mid"), "--no-loop"]) == 0
     assert "No findings" in capsys.readouterr().out

@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="list dissonance and voice-leading findings of a MIDI file")
     p.add_argument("midi", type=Path)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--loop", action="store_true", help="the music loops: check the join from its last bar into its first too")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                   help="the music loops: check the join from its last bar into its first too; default: as the file says (a saved loop draft's markers)")
 
     p = sub.add_parser("repair", help="fix the findings with the smallest edits")
     p.add_argument("midi", type=Path)
@@ -103,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the edit report as JSON")
     p.add_argument("--bars", type=_bars_range, default=None,
                    help="first-last, 1-based, e.g. 9-16: edit only notes struck in these bars, keep the rest as written")
-    p.add_argument("--loop", action="store_true",
-                   help="the music loops: mend the join from its last bar into its first too (on the last bar's notes)")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                   help="the music loops: mend the join from its last bar into its first too (on the last bar's notes); "
+                        "default: as the file says (a saved loop draft's markers)")
 
     p = sub.add_parser("render", help="render a MIDI file (with at least one pitched part) to audio with FluidSynth")
     p.add_argument("midi", type=Path)

@@ -30,7 +30,7 @@ from musedraft.instruments import (
     lines_of,
     register_of,
 )
-from musedraft.score import bar_range, in_voice_order, most_at_once, voice_order
+from musedraft.score import bar_range, in_voice_order, is_marked_loop, most_at_once, voice_order
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
 if TYPE_CHECKING:
@@ -628,15 +628,10 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
         ranges.append((min(inst.low + shift, min(pitches)), max(inst.high + shift, max(pitches))))
     num, den = time_signature(score)
     req = Request(style, key, round(tempo_bpm(score), 2), f"{num}/{den}", names, bars, int(seed), False)
-    loops = bool(request.get("loop")) if request else _loop_markers(score)
+    loops = bool(request.get("loop")) if request else is_marked_loop(score)
     return _Prepared(header, stream, shift, programs, ranges, mode, req, track_of_line, list(score.tempos), score,
                      modelled, _drums(line_insts), loops)
 
-
-def _loop_markers(score: Score) -> bool:
-    """Whether a MIDI file carries the loop points a saved loop draft has (Draft.markers)."""
-    marks = {(m.text, int(m.time)) for m in score.markers}
-    return ("loopStart", 0) in marks and any(text == "loopEnd" for text, _ in marks)
 
 
 def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int = 0, repair: bool = True,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from musedraft.errors import MusedraftWarning, RenderError
 from musedraft.files import Staging
-from musedraft.score import Score, bar_count, ticks_per_bar
+from musedraft.score import LOOP_MARKERS, Score, bar_count, ticks_per_bar
 
 if TYPE_CHECKING:
     import music21
@@ -107,7 +107,7 @@ class Draft:
         """Markers for the MIDI file: the loop points when looping (sections come with the score)."""
         if not self.loop:
             return []
-        return [(0, "loopStart"), (self.loop_end_tick(), "loopEnd")]
+        return [(0, LOOP_MARKERS[0]), (self.loop_end_tick(), LOOP_MARKERS[1])]
 
     def save(
         self,

@@ -31,6 +31,8 @@ __all__ = [
     "voice_order",
     "in_voice_order",
     "bar_range",
+    "LOOP_MARKERS",
+    "is_marked_loop",
     "NOTE_DTYPE",
 ]
 
@@ -236,6 +238,15 @@ def first_bars(score: Score, bars: int) -> Score:
         for note in track.notes:
             note.duration = min(note.duration, end - note.time)
     return cut
+
+
+LOOP_MARKERS = ("loopStart", "loopEnd")  # the MIDI markers a saved loop draft carries (Draft.markers), as many engines read them
+
+
+def is_marked_loop(score: Score) -> bool:
+    """Whether a score carries a loop's markers: loopStart at its beginning and a loopEnd."""
+    marks = {(m.text, int(m.time)) for m in score.markers}
+    return (LOOP_MARKERS[0], 0) in marks and any(text == LOOP_MARKERS[1] for text, _ in marks)
 
 
 def most_at_once(track) -> int:

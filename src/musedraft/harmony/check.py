@@ -24,7 +24,7 @@ from musedraft.harmony.rules import (
 )
 from musedraft.harmony.scan import Context, Fault, build_context, new_dissonant_pairs, pairs_at
 from musedraft.harmony.theory import interval_name
-from musedraft.score import in_voice_order, load_midi, voice_order
+from musedraft.score import in_voice_order, is_marked_loop, load_midi, voice_order
 
 __all__ = ["check", "all_faults", "region_faults", "target_faults", "Region", "region_of", "to_findings", "as_score"]
 
@@ -36,7 +36,8 @@ def as_score(score: Score | str | os.PathLike) -> Score:
     return score if isinstance(score, Score) else load_midi(score)
 
 
-def check(score: Score | str | os.PathLike, config: HarmonyConfig | None = None, *, loop: bool = False) -> list[Finding]:
+def check(score: Score | str | os.PathLike, config: HarmonyConfig | None = None, *,
+          loop: bool | None = None) -> list[Finding]:
     """Every harmony finding in a score, in time order.
 
     Args:
@@ -45,14 +46,15 @@ def check(score: Score | str | os.PathLike, config: HarmonyConfig | None = None,
         config: which rules run and how strictly; `HarmonyConfig()` (chorale-style defaults) if None.
         loop: the score repeats (game music): its last bar is heard leading into its first as well, and
             a fault made across that join is reported in bar 1 (or in the last bar, where it is there).
+            None: as the file says (the loopStart/loopEnd markers a saved loop draft carries).
 
     Returns:
         One Finding per offending note and rule, sorted by time then track.
     """
     score = as_score(score)
-    if loop:
+    if is_marked_loop(score) if loop is None else loop:
         wrapped, join = around(score)
-        return join.findings(check(wrapped, config))
+        return join.findings(check(wrapped, config, loop=False))
     order = voice_order(score)
     ctx = build_context(in_voice_order(score, order), config or HarmonyConfig())
     return in_file_order(to_findings(ctx, all_faults(ctx)), order)

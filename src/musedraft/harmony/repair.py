@@ -30,7 +30,7 @@ from musedraft.harmony.config import PARALLEL_RULES, RULES, HarmonyConfig
 from musedraft.harmony.findings import Edit, RepairResult, in_file_order
 from musedraft.harmony.loop import around
 from musedraft.harmony.scan import Context, Fault, build_context, pairs_at, tick_score
-from musedraft.score import bar_range, in_voice_order, voice_order
+from musedraft.score import bar_range, in_voice_order, is_marked_loop, voice_order
 
 __all__ = ["repair"]
 
@@ -41,7 +41,7 @@ _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
 def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None, *,
-           bars: tuple[int, int] | None = None, loop: bool = False) -> RepairResult:
+           bars: tuple[int, int] | None = None, loop: bool | None = None) -> RepairResult:
     """Fix what check() finds with the smallest pitch changes; deterministic and idempotent.
 
     Args:
@@ -52,16 +52,17 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
             piece); a fault between a kept note and a free one is fixed on the free one. None: all.
         loop: the score repeats (check(loop=True)): after the repair of its bars, a fault across the join
             from its last bar into its first is mended on the last bar's notes, so the opening stays as
-            repaired and every time round sounds the same.
+            repaired and every time round sounds the same. None: as the file says (its loop markers).
 
     Returns:
         RepairResult with the new score, one Edit per changed note (original → final pitch), and the
         findings before and after.
     """
     config = config or HarmonyConfig()
-    if loop:
-        return _repair_loop(as_score(score), config, bars)
-    given = tick_score(as_score(score))
+    score = as_score(score)
+    if is_marked_loop(score) if loop is None else loop:
+        return _repair_loop(score, config, bars)
+    given = tick_score(score)
     order = voice_order(given)
     base = in_voice_order(given, order)  # the rules read voices top first, whatever the file's order
     ctx = build_context(base, config)
@@ -91,13 +92,13 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
 def _repair_loop(score: Score, config: HarmonyConfig, bars: tuple[int, int] | None) -> RepairResult:
     """The bars repaired as a piece, then the join: the copy of the opening that `around()` puts after
     the end is kept, so only the last bar may move (the opening already sounds as it will each time)."""
-    inside = repair(score, config, bars=bars)
+    inside = repair(score, config, bars=bars, loop=False)
     wrapped, join = around(inside.score)
     first, last = bar_range(bars) if bars is not None else (1, join.bars)
     if not first <= join.bars <= last:  # the last bar is kept as written: nothing at the join may change
         return replace(inside, findings_before=check(score, config, loop=True),
                        findings_after=check(inside.score, config, loop=True))
-    round_ = repair(wrapped, config, bars=(join.bars, join.bars))
+    round_ = repair(wrapped, config, bars=(join.bars, join.bars), loop=False)
     return RepairResult(join.cut(round_.score), sorted(inside.edits + join.edits(round_.edits), key=lambda e: (e.time, e.track)),
                         check(score, config, loop=True), join.findings(round_.findings_after))
 
