@@ -50,6 +50,19 @@ def test_cli_compose_with_the_shipped_model_writes_all_files(tmp_path):
     assert report["loop"] and report["loop_points"]["length_samples"] > 0 and report["repair"] is not None
 
 
+def test_cli_regenerate_keeps_a_saved_loop_a_loop_and_continue_goes_on_after_it(tmp_path):
+    loop = tmp_path / "loop"
+    assert main(["compose", "--scene", "daily", "--bars", "4", "--loop", "--seed", "7", "--out", str(loop), "--no-audio"]) == 0
+    midi = str(loop / "draft.mid")
+    for k, (args, loops, bars) in enumerate([(["regenerate", midi, "--bars", "3-4"], True, 4),
+                                             (["regenerate", midi, "--bars", "3-4", "--no-loop"], False, 4),
+                                             (["continue", midi, "--bars", "2"], False, 6)]):
+        out = tmp_path / str(k)
+        assert main([*args, "--out", str(out), "--no-audio"]) == 0
+        report = json.loads((out / "draft.json").read_text())
+        assert report["loop"] is loops and bar_count(load_midi(out / "draft.mid")) == bars
+
+
 def test_every_instrument_of_a_five_line_scene_plays():
     """A scene's instruments are what its user asked for. With two bass lines (cello's register taken,
     timpani above the contrabass) the model all but dropped the fifth: the contrabass of "tense" seed 1

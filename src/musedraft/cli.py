@@ -208,7 +208,7 @@ def _cmd_continue(args) -> None:
 
     _check_out(args, [Path(args.out)])
     _save(musedraft.continue_midi(args.primer, bars=args.bars, style=args.style, seed=args.seed,
-                                  repair=not args.no_repair, temperature=args.temperature, model=args.model, loop=args.loop),
+                                  repair=not args.no_repair, temperature=args.temperature, model=args.model),
           Path(args.out), args)
 
 
