@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from musedraft.harmony import check, repair
-from musedraft.harmony.loop import around
+from musedraft.harmony.loop import Join, around
 from musedraft.harmony.testing import voices
 
 # Two bars with no fault as a piece; going round, D5/D3 falls to C5/C3: parallel octaves into bar 1.
@@ -74,6 +74,11 @@ def test_a_file_marked_as_a_loop_is_checked_and_repaired_as_one_unless_told_othe
     fixed = repair(tmp_path / "bgm.mid")
     assert len(fixed.edits) == 1 and fixed.findings_after == [] and len(fixed.score.markers) == 2
     assert repair(tmp_path / "bgm.mid", loop=False).edits == []
+    # a loop whose last bar rests comes round after that bar, where its marker says, not after the last note
+    score.markers[1] = TextMeta(12 * score.ticks_per_quarter, "loopEnd")
+    assert around(score)[1] == Join(bars=3, end=12 * score.ticks_per_quarter)
+    score.markers[1] = TextMeta(10 * score.ticks_per_quarter, "loopEnd")  # not at a bar line: the music's end
+    assert around(score)[1] == Join(bars=2, end=8 * score.ticks_per_quarter)
 
 
 def test_the_check_and_repair_commands_take_loop(tmp_path, capsys):

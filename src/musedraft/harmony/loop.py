@@ -16,6 +16,7 @@ from symusic import Score, TimeSignature
 from musedraft.harmony.findings import Edit, Finding
 from musedraft.harmony.meter import Meter
 from musedraft.harmony.scan import tick_score
+from musedraft.score import LOOP_MARKERS
 
 __all__ = ["Join", "around"]
 
@@ -60,8 +61,9 @@ class Join:
 
 
 def around(score: Score) -> tuple[Score, Join]:
-    """The score with its first LEAD_BARS bars copied after its last bar (the bar its last note sounds
-    in), in the opening's time signature, and where that join is.
+    """The score with its first LEAD_BARS bars copied after its last bar (where its loopEnd marker says,
+    at a bar line; else the bar its last note sounds in), in the opening's time signature, and where
+    that join is.
 
     >>> from musedraft.metrics import _example
     >>> s = _example([(60, 0, 4), (67, 4, 2), (65, 6, 2)], [(48, 0, 4), (41, 4, 4)])   # two bars of 4/4
@@ -71,8 +73,10 @@ def around(score: Score) -> tuple[Score, Join]:
     """
     score = tick_score(score)
     meter = Meter(score)
-    bars = int(meter.bar_beat(np.array([max(0, score.end() - 1)]))[0][0])
-    end = meter.bar_start(bars + 1)
+    marked = [int(m.time) for m in score.markers if m.text == LOOP_MARKERS[1] and m.time > 0]
+    bars, end = _last_bar(meter, max([n.end - 1 for t in score.tracks for n in t.notes], default=0))  # Score.end() counts markers
+    if marked and marked[-1] > end and _last_bar(meter, marked[-1] - 1)[1] == marked[-1]:  # silent bars loop too
+        bars, end = _last_bar(meter, marked[-1] - 1)
     lead = meter.bar_start(LEAD_BARS + 1)
     out = score.copy()
     for track in out.tracks:
@@ -86,3 +90,9 @@ def around(score: Score) -> tuple[Score, Join]:
         out.time_signatures.append(TimeSignature(end, *opening))
         out.time_signatures.sort()
     return out, Join(bars, end)
+
+
+def _last_bar(meter: Meter, tick: int) -> tuple[int, int]:
+    """(the bar `tick` falls in, the tick where the next bar starts)."""
+    bar = int(meter.bar_beat(np.array([tick]))[0][0])
+    return bar, meter.bar_start(bar + 1)
