@@ -135,7 +135,7 @@ def _article(words: str) -> str:
 def _message(ctx: Context, f: Fault) -> str:
     x, k = f.note, f.onset
     key = ctx.keys[k]
-    where = f"Bar {int(ctx.bar[k])}, beat {float(ctx.beat[k]):g}"
+    where = f"Bar {int(ctx.bar[k])}, beat {float(ctx.beat[k]):g}"  # every message starts so: loop.Join relabels by it
     name = f"{ctx.names[ctx.track[x]]} {key.spell(ctx.pitch[x])}"
     if f.rule in ("clash", "weak-clash"):
         o = f.other
