@@ -289,3 +289,19 @@ def test_repair_keeps_rhythm_never_adds_notes_and_is_idempotent(score):
     dropped = sum(e.new_pitch is None for e in result.edits)
     assert sum(map(len, out)) == sum(map(len, before_rhythm)) - dropped
     assert repair(result.score).edits == []
+
+
+def test_the_check_and_repair_commands_judge_by_a_style_s_rules(tmp_path, capsys):
+    """compose() repairs a draft by its style's rules; the commands take the style too, so a saved draft
+    they call clean is clean by the same rules (crossing is remarked on only in chorale-like writing)."""
+    from musedraft.cli import main  # noqa: PLC0415
+
+    voices("G4 E5 E5 E5", "C5 C5 C5 C5", "C3:4").dump_midi(str(tmp_path / "crossed.mid"))  # the alto above the soprano at first
+    assert main(["check", str(tmp_path / "crossed.mid"), "--json"]) == 0
+    assert {f["rule"] for f in json.loads(capsys.readouterr().out)} == {"voice-crossing"}
+    assert main(["check", str(tmp_path / "crossed.mid"), "--json", "--style", "romantic"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["repair", str(tmp_path / "crossed.mid"), "-o", str(tmp_path / "out.mid"), "--style", "romantic", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["edits"] == []
+    assert main(["check", str(tmp_path / "crossed.mid"), "--style", "jazz"]) == 1
+    assert "Unknown style 'jazz'" in capsys.readouterr().err

@@ -51,6 +51,22 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--soundfont", default=None, help="a .sf2/.sf3 General MIDI sound font")
 
 
+def _add_harmony_style(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--style", default=None,
+                   help="judge by this style's rules, as compose() repairs its drafts (a draft's style is in its draft.json); "
+                        "default: the chorale's, the strictest")
+
+
+def _harmony_config(style: str | None):
+    from musedraft.corpus import STYLES  # noqa: PLC0415
+    from musedraft.errors import RequestError  # noqa: PLC0415
+    from musedraft.harmony import HarmonyConfig  # noqa: PLC0415
+
+    if style is not None and style not in STYLES:
+        raise RequestError(f"Unknown style {style!r}; choose one of: {', '.join(STYLES)}.")
+    return HarmonyConfig.for_style(style)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="musedraft", description="Draft, check, repair and render multi-track music.",
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,11 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="list dissonance and voice-leading findings of a MIDI file")
     p.add_argument("midi", type=Path)
     p.add_argument("--json", action="store_true")
+    _add_harmony_style(p)
     p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
                    help="the music loops: check the join from its last bar into its first too; default: as the file says (a saved loop draft's markers)")
 
     p = sub.add_parser("repair", help="fix the findings with the smallest edits")
     p.add_argument("midi", type=Path)
+    _add_harmony_style(p)
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--force", action="store_true")
     p.add_argument("--json", action="store_true", help="print the edit report as JSON")
@@ -224,7 +242,7 @@ def _cmd_regenerate(args) -> None:
 def _cmd_check(args) -> None:
     from musedraft.harmony import check, format_findings  # noqa: PLC0415
 
-    findings = check(args.midi, loop=args.loop)
+    findings = check(args.midi, _harmony_config(args.style), loop=args.loop)
     print(json.dumps([f.to_dict() for f in findings], indent=1) if args.json else format_findings(findings))
 
 
@@ -235,7 +253,7 @@ def _cmd_repair(args) -> None:
     from musedraft.score import load_midi  # noqa: PLC0415
 
     check_writable(args.output, args.force)
-    result = repair(load_midi(args.midi), bars=args.bars, loop=args.loop)
+    result = repair(load_midi(args.midi), _harmony_config(args.style), bars=args.bars, loop=args.loop)
     write_midi(result.score, args.output, force=args.force)
     if args.json:
         print(json.dumps({"edits": [e.to_dict() for e in result.edits],
