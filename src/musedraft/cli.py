@@ -58,13 +58,10 @@ def _add_harmony_style(p: argparse.ArgumentParser) -> None:
 
 
 def _harmony_config(style: str | None):
-    from musedraft.corpus import STYLES  # noqa: PLC0415
-    from musedraft.errors import RequestError  # noqa: PLC0415
+    from musedraft.corpus import check_style  # noqa: PLC0415
     from musedraft.harmony import HarmonyConfig  # noqa: PLC0415
 
-    if style is not None and style not in STYLES:
-        raise RequestError(f"Unknown style {style!r}; choose one of: {', '.join(STYLES)}.")
-    return HarmonyConfig.for_style(style)
+    return HarmonyConfig.for_style(style if style is None else check_style(style))
 
 
 def build_parser() -> argparse.ArgumentParser:

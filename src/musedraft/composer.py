@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from symusic import KeySignature, Score, Tempo, TimeSignature, Track
 
-from musedraft.corpus import ORDERED_STYLES
+from musedraft.corpus import ORDERED_STYLES, check_style
 from musedraft.drums import carry_on
 from musedraft.errors import RequestError
 from musedraft.export import key_of_signature, key_signature
@@ -138,8 +138,7 @@ def _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, 
 
         preset = get_scene(scene)
     style = style or (preset.style if preset else "classical")
-    if style not in _STYLE_DEFAULTS:
-        raise RequestError(f"Unknown style {style!r}; choose one of {', '.join(_STYLE_DEFAULTS)}.")
+    check_style(style)
     mode = preset.mode if preset else "major"
     key = key or ("C major" if mode == "major" else "A minor")
     parse_key(key)

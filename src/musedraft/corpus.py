@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from musedraft.errors import CorpusError
+from musedraft.errors import CorpusError, RequestError
 
 __all__ = [
     "CorpusConfig",
@@ -63,6 +63,15 @@ _STYLE_OF_COLLECTION = {
     "liliuokalani": "folk",
 }
 STYLES = ("chorale", "renaissance", "madrigal", "medieval", "classical", "romantic", "folk")
+
+
+def check_style(style: str) -> str:
+    """A style a request names, or the RequestError that lists the styles."""
+    if style not in STYLES:
+        raise RequestError(f"Unknown style {style!r}; choose one of {', '.join(STYLES)}.")
+    return style
+
+
 # Styles whose voices keep their order, each in its register: chorale writing. Elsewhere voices cross
 # freely (Renaissance polyphony, instrumental textures). The harmony checker remarks on crossings only
 # here, and the generator keeps the lines apart only here.

@@ -182,11 +182,10 @@ def _set_clef(part, name: str) -> None:
     """Write the whole part in one clef: music21 picks treble or bass by range."""
     from music21 import clef, stream  # noqa: PLC0415
 
-    wanted = {"treble": clef.TrebleClef, "bass": clef.BassClef, "alto": clef.AltoClef, "treble8vb": clef.Treble8vbClef}[name]
     for old in list(part.recurse().getElementsByClass(clef.Clef)):
         old.activeSite.remove(old)
     first = part.getElementsByClass(stream.Measure).first() or part
-    first.insert(0, wanted())
+    first.insert(0, clef.clefFromString(name))
 
 
 def _grand_staff(m21, pair: list) -> list:

@@ -14,7 +14,7 @@ from symusic import Score
 from musedraft.harmony.clash import vertical_faults
 from musedraft.harmony.config import PARALLEL_RULES, RULES, HarmonyConfig
 from musedraft.harmony.findings import Finding, in_file_order
-from musedraft.harmony.loop import around
+from musedraft.harmony.loop import around, heard_as_loop
 from musedraft.harmony.rules import (
     crossing_faults,
     out_of_key_faults,
@@ -24,7 +24,7 @@ from musedraft.harmony.rules import (
 )
 from musedraft.harmony.scan import Context, Fault, build_context, new_dissonant_pairs, pairs_at
 from musedraft.harmony.theory import interval_name
-from musedraft.score import in_voice_order, is_marked_loop, load_midi, voice_order
+from musedraft.score import in_voice_order, load_midi, voice_order
 
 __all__ = ["check", "all_faults", "region_faults", "target_faults", "Region", "region_of", "to_findings", "as_score"]
 
@@ -52,7 +52,7 @@ def check(score: Score | str | os.PathLike, config: HarmonyConfig | None = None,
         One Finding per offending note and rule, sorted by time then track.
     """
     score = as_score(score)
-    if is_marked_loop(score) if loop is None else loop:
+    if heard_as_loop(score, loop):
         wrapped, join = around(score)
         return join.findings(check(wrapped, config, loop=False))
     order = voice_order(score)

@@ -16,9 +16,9 @@ from symusic import Score, TimeSignature
 from musedraft.harmony.findings import Edit, Finding
 from musedraft.harmony.meter import Meter
 from musedraft.harmony.scan import tick_score
-from musedraft.score import LOOP_MARKERS
+from musedraft.score import LOOP_MARKERS, is_marked_loop
 
-__all__ = ["Join", "around"]
+__all__ = ["Join", "around", "heard_as_loop"]
 
 LEAD_BARS = 2  # bars of the opening copied after the end: the first is judged, the second is what it moves on to
 
@@ -60,6 +60,11 @@ class Join:
         return text.replace(f"Bar {self.bars + 1}, beat", "Bar 1, beat")
 
 
+def heard_as_loop(score: Score, loop: bool | None) -> bool:
+    """check()'s and repair()'s `loop`: as given, or (None) as the file says by its loop markers."""
+    return is_marked_loop(score) if loop is None else loop
+
+
 def around(score: Score) -> tuple[Score, Join]:
     """The score with its first LEAD_BARS bars copied after its last bar (where its loopEnd marker says,
     at a bar line; else the bar its last note sounds in), in the opening's time signature, and where
@@ -75,8 +80,9 @@ def around(score: Score) -> tuple[Score, Join]:
     meter = Meter(score)
     marked = [int(m.time) for m in score.markers if m.text == LOOP_MARKERS[1] and m.time > 0]
     bars, end = _last_bar(meter, max([n.end - 1 for t in score.tracks for n in t.notes], default=0))  # Score.end() counts markers
-    if marked and marked[-1] > end and _last_bar(meter, marked[-1] - 1)[1] == marked[-1]:  # silent bars loop too
-        bars, end = _last_bar(meter, marked[-1] - 1)
+    if marked and marked[-1] > end:  # silent bars before the marker loop too, if it stands at a bar line
+        at_marker = _last_bar(meter, marked[-1] - 1)
+        bars, end = at_marker if at_marker[1] == marked[-1] else (bars, end)
     lead = meter.bar_start(LEAD_BARS + 1)
     out = score.copy()
     for track in out.tracks:

@@ -28,9 +28,9 @@ from musedraft.harmony.check import (
 )
 from musedraft.harmony.config import PARALLEL_RULES, RULES, HarmonyConfig
 from musedraft.harmony.findings import Edit, RepairResult, in_file_order
-from musedraft.harmony.loop import around
+from musedraft.harmony.loop import around, heard_as_loop
 from musedraft.harmony.scan import Context, Fault, build_context, pairs_at, tick_score
-from musedraft.score import bar_range, in_voice_order, is_marked_loop, voice_order
+from musedraft.score import bar_range, in_voice_order, voice_order
 
 __all__ = ["repair"]
 
@@ -60,7 +60,7 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
     """
     config = config or HarmonyConfig()
     score = as_score(score)
-    if is_marked_loop(score) if loop is None else loop:
+    if heard_as_loop(score, loop):
         return _repair_loop(score, config, bars)
     given = tick_score(score)
     order = voice_order(given)
