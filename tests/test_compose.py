@@ -286,6 +286,65 @@ def test_regenerate_keeps_the_other_bars_velocities_and_repairs_only_its_own(tin
     outside = [(k, n) for k, t in enumerate(new.score.tracks) for n in t.notes if not bar <= n.time < 3 * bar]
     assert outside and all(given[(k, n.time, n.pitch)] == n.velocity for k, n in outside)
 
+def test_a_primer_that_modulates_goes_on_in_the_key_it_reached(tiny_composer, tiny_corpus, tmp_path):
+    """A chorale in F major that turns to C major at bar 3 is continued in C major, closing on C's
+    tonic chord, and its key change stays in the files; regenerating bar 2 writes it in F major. The
+    key used to be the first signature's, and the draft's files carried that one key throughout."""
+    primer = chorale_primer(tiny_corpus).resample(TPQ)
+    bar = ticks_per_bar(primer)
+    primer.key_signatures.append(KeySignature(2 * bar, 0, 0))
+    draft = continue_midi(primer, bars=2, model=tiny_composer, repair=True, seed=2)
+    assert draft.key == "C major"
+    last = (bar_count(draft.score) - 1) * bar
+    sounding = [n.pitch for t in draft.score.tracks for n in t.notes if n.time <= last < n.end]
+    assert sounding and {p % 12 for p in sounding} <= {0, 4, 7} and min(sounding) % 12 == 0
+    draft.save(tmp_path / "out", audio=False)
+    midi = mido.MidiFile(tmp_path / "out" / "draft.mid")
+    assert [(m.key, t) for m, t in _meta(midi.tracks[0], "key_signature")] == [("F", 0), ("C", 2 * bar)]
+    xml = (tmp_path / "out" / "draft.musicxml").read_text()
+    assert xml.index("<fifths>-1</fifths>") < xml.index("<fifths>0</fifths>")
+    assert regenerate(primer, bars=(2, 2), model=tiny_composer, repair=False, seed=2).key == "F major"
+
+
+def _meta(track, kind: str) -> list:
+    """(message, absolute tick) of the messages of one kind in a mido track."""
+    tick, out = 0, []
+    for message in track:
+        tick += message.time
+        if message.type == kind:
+            out.append((message, tick))
+    return out
+
+
+def test_a_user_s_sections_controllers_and_bends_come_back(tiny_composer, tiny_corpus):
+    """Besides its notes, a user's file keeps its section markers, its controllers (volume, the
+    sustain pedal) and, outside the bars rewritten, its pitch bends, the wheel centred over the new
+    notes and set back after them. All of these were dropped; a saved loop's loop markers are the
+    result's to set, not carried over (regenerated with loop=False, it is no loop)."""
+    from symusic import ControlChange, PitchBend, TextMeta  # noqa: PLC0415
+
+    source = chorale_primer(tiny_corpus).resample(TPQ)
+    bar = ticks_per_bar(source)
+    end = bar_count(source) * bar
+    for tick, text in ((0, "A"), (2 * bar, "B"), (0, "loopStart"), (end, "loopEnd")):
+        source.markers.append(TextMeta(tick, text))
+    top = source.tracks[0]
+    for tick, number, value in ((0, 7, 90), (0, 64, 127), (bar - 10, 64, 0)):
+        top.controls.append(ControlChange(tick, number, value))
+    top.pitch_bends.append(PitchBend(bar // 2, 1200))
+    top.pitch_bends.append(PitchBend(2 * bar + bar // 2, -300))
+    new = regenerate(source, bars=(2, 3), model=tiny_composer, repair=True, seed=1, loop=False)
+    assert [(int(m.time), m.text) for m in new.score.markers] == [(0, "A"), (2 * bar, "B")]
+    assert not new.loop and not new.markers()
+    kept = new.score.tracks[0]
+    assert [(c.time, c.number, c.value) for c in kept.controls] == [(0, 7, 90), (0, 64, 127), (bar - 10, 64, 0)]
+    assert [(b.time, b.value) for b in kept.pitch_bends] == [(bar // 2, 1200), (bar, 0), (3 * bar, -300)]
+    cont = continue_midi(source, bars=1, model=tiny_composer, repair=False, seed=1)
+    assert [(b.time, b.value) for b in cont.score.tracks[0].pitch_bends] == \
+        [(bar // 2, 1200), (2 * bar + bar // 2, -300), (end, 0)]
+    assert [m.text for m in cont.score.markers] == ["A", "B"]
+
+
 def test_a_primer_listing_its_bass_first_is_continued_as_if_listed_top_first(tiny_composer, tiny_corpus):
     """The model reads slot 0 as the top part (the shipped model scores held-out chorales at 2.3 nats a
     note top first, 7.0 reversed), so the lines go in top first whatever the file's order, and come back

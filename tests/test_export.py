@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from music21 import converter, meter, note, stream
 from music21 import key as m21key
-from symusic import Note, Score, Tempo, TextMeta, TimeSignature, Track
+from symusic import KeySignature, Note, Score, Tempo, TextMeta, TimeSignature, Track
 
 from musedraft.errors import OutputExistsError, RequestError
 from musedraft.export import DRUM_CHANNEL, assign_channels, key_signature, midi_bytes, write_midi
@@ -187,6 +187,22 @@ def test_pitches_are_spelled_in_the_key():
     assert names == ["D#", "A#", "C#", "B"]
     minor = song(("oboe", 68, [(0, 1, 73), (1, 1, 71)], False), ts=(4, 4))
     assert [n.pitch.name for n in to_music21(minor, "D minor").parts[0].recurse().notes] == ["C#", "B"]
+
+
+def test_a_key_change_is_written_where_it_falls_and_spells_what_follows():
+    """A user's music that modulates (F major, then D major from bar 3) keeps its key change in the
+    MusicXML, and each pitch is spelt in the key in force: MIDI 66 is G-flat in F, F-sharp in D.
+    The notation used to take the first key signature only, spelling bar 3 in F major."""
+    s = song(("violin", 40, [(0, 2, 65), (2, 2, 70), (4, 2, 66), (6, 2, 70), (8, 2, 66), (10, 2, 73)], False), ts=(4, 4))
+    s.key_signatures.append(KeySignature(0, -1, 0))
+    s.key_signatures.append(KeySignature(8 * TPQ, 2, 0))
+    part = to_music21(s).parts[0]
+    keys = [(k.measureNumber, k.sharps) for k in part.recurse().getElementsByClass(m21key.KeySignature)]
+    assert keys == [(1, -1), (3, 2)]
+    assert [n.pitch.name for n in part.recurse().notes] == ["F", "B-", "G-", "B-", "F#", "C#"]
+    assert b"<fifths>2</fifths>" in musicxml_bytes(to_music21(s))
+    one = [n.pitch.name for n in to_music21(s, "D major").parts[0].recurse().notes]  # a key given: that key throughout
+    assert one == ["F", "A#", "F#", "A#", "F#", "C#"]
 
 
 def test_a_chord_held_under_a_moving_line_gets_its_own_voice():

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import time
@@ -15,7 +16,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from symusic import KeySignature, Score, Tempo, TimeSignature, Track
+from symusic import KeySignature, PitchBend, Score, Tempo, TimeSignature, Track
 
 from musedraft.corpus import ORDERED_STYLES, check_style
 from musedraft.drums import carry_on
@@ -30,7 +31,7 @@ from musedraft.instruments import (
     lines_of,
     register_of,
 )
-from musedraft.score import bar_range, in_voice_order, is_marked_loop, most_at_once, voice_order
+from musedraft.score import LOOP_MARKERS, bar_range, in_voice_order, is_marked_loop, most_at_once, voice_order
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
 if TYPE_CHECKING:
@@ -570,19 +571,49 @@ class _Prepared:
             given = [n for n in self.source.tracks[k].notes if not start <= round(n.time / grid) * grid < end]
             new = [n for n in track.notes if start <= n.time < end]
             track.notes = type(track.notes)(sorted((n.copy() for n in given + new), key=lambda n: (n.time, n.pitch)))
+        for track, k in zip(score.tracks, self.modelled, strict=True):
+            _keep_performance(track, self.source.tracks[k], start, end)
+        if len({key_of_signature(ks) for ks in self.source.key_signatures}) > 1:  # it modulates: keep where
+            score.key_signatures = self.source.key_signatures.copy()
+        # section names stay; loop points are the result's to say (Draft.markers), not the source's
+        score.markers = self.source.markers.filter(lambda m: m.text not in LOOP_MARKERS, inplace=False)
         ours = dict(zip(self.modelled, score.tracks, strict=True))
         score.tracks = [ours[i] if i in ours else t.copy() for i, t in enumerate(self.source.tracks)
                         if i in ours or len(t.notes)]
         return score
 
 
-def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int) -> _Prepared:
+def _keep_performance(track: Track, source: Track, start: int, end: int) -> None:
+    """A user's track keeps what it says besides its notes: controllers (volume, expression, the
+    sustain pedal) throughout, as they shape the whole part; pitch bends, which belong to the notes
+    they bend, outside the bars written anew (ticks `start` to `end`), with the wheel centred over
+    the new notes and set back as the user had it after them. (Lyrics cannot come: symusic 0.6 reads
+    none from a MIDI file.)"""
+    track.controls = source.controls.copy()
+    track.pedals = source.pedals.copy()
+    bends = sorted(source.pitch_bends, key=lambda b: b.time)
+    kept = [b.copy() for b in bends if not start <= b.time < end]
+
+    def value_at(tick: int) -> int:
+        return next((int(b.value) for b in reversed(bends) if b.time < tick), 0)
+
+    if value_at(start) != 0:
+        kept.append(PitchBend(start, 0))
+    if value_at(end) != 0 and not any(b.time == end for b in bends) and any(n.time >= end for n in source.notes):
+        kept.append(PitchBend(end, value_at(end)))
+    track.pitch_bends = type(source.pitch_bends)(sorted(kept, key=lambda b: b.time))
+
+
+def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int, at_bar: int | None = None) -> _Prepared:
     """A user's score in the model's terms: normalised line tracks, header, stream, and how to map back.
+
+    The new music is written in the key in force where it starts, bar `at_bar` (None: after the end):
+    a primer that modulates goes on in the key it reached, not the one it set out in.
 
     A keyboard track that plays chords is split into up to four lines (as compose() writes a piano),
     so its continuation plays chords too; the lines become one track again in the result.
     """
-    from musedraft.score import tempo_bpm, time_signature  # noqa: PLC0415
+    from musedraft.score import tempo_bpm, ticks_per_bar, time_signature  # noqa: PLC0415
 
     score, request = _primer_parts(source)
     metres = [(int(ts.numerator), int(ts.denominator), int(ts.time)) for ts in score.time_signatures]
@@ -614,7 +645,12 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     order = voice_order(lined)
     lined = in_voice_order(lined, order)
     line_insts, track_of_line = ([xs[j] for j in order] for xs in (line_insts, track_of_line))
-    key = (request or {}).get("key") or estimate_key(score)
+    if len({key_of_signature(ks) for ks in score.key_signatures}) > 1:
+        at = math.inf if at_bar is None else (at_bar - 1) * ticks_per_bar(score)
+        in_force = [ks for ks in sorted(score.key_signatures, key=lambda ks: ks.time) if ks.time <= at]
+        key = key_of_signature((in_force or list(score.key_signatures))[-1 if in_force else 0])
+    else:
+        key = (request or {}).get("key") or estimate_key(score)
     style = style or (request or {}).get("style") or "classical"
     tonic, mode = parse_key(key)
     shift = normalising_shift(tonic, mode)
@@ -680,7 +716,7 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     t0 = time.perf_counter()
     seed = _whole("seed", seed, 0, MAX_SEED)
     composer = model if isinstance(model, Composer) else load_model(model)
-    p = _prepare(composer, source, style, 0, seed)
+    p = _prepare(composer, source, style, 0, seed, at_bar=bar_range(bars)[0])
     starts = list(composer.tokenizer.bar_starts(p.stream)) + [len(p.stream)]
     total = len(starts) - 1
     first, last = bar_range(bars, total)

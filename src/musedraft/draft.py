@@ -62,7 +62,7 @@ class Draft:
 
         from musedraft.export import midi_bytes  # noqa: PLC0415
 
-        data = midi_bytes(self.score, key=self.key, markers=self.markers())
+        data = midi_bytes(self.score, key=self.written_key(), markers=self.markers())
         with warnings.catch_warnings():
             # We repeat the key signature in every instrument track (MuseScore 3 reads it only
             # there); pretty_midi warns about that, then merges the copies correctly.
@@ -73,7 +73,14 @@ class Draft:
         """The notation view: named parts, key, metre, rhythms on a sixteenth grid."""
         from musedraft.notation import to_music21  # noqa: PLC0415
 
-        return to_music21(self.score, self.key, title=self._title())
+        return to_music21(self.score, self.written_key(), title=self._title())
+
+    def written_key(self) -> str | None:
+        """The key signature the files carry: the draft's key, or None where the score changes key
+        (a user's music that modulates, continued or regenerated), whose own signatures are then written."""
+        from musedraft.export import key_of_signature  # noqa: PLC0415
+
+        return None if len({key_of_signature(ks) for ks in self.score.key_signatures}) > 1 else self.key
 
     def loop_end_tick(self) -> int:
         """Where the loop ends: after the requested bars (or every bar the music touches)."""
@@ -157,8 +164,8 @@ class Draft:
                 fn(*args, **kwargs)
                 timings[label] = round(time.perf_counter() - t0, 4)
 
-            timed("save_midi", write_midi, self.score, stage.path("midi"), key=self.key, markers=self.markers(), force=True)
-            timed("save_musicxml", write_musicxml, self.score, stage.path("musicxml"), self.key, True, title=self._title())
+            timed("save_midi", write_midi, self.score, stage.path("midi"), key=self.written_key(), markers=self.markers(), force=True)
+            timed("save_musicxml", write_musicxml, self.score, stage.path("musicxml"), self.written_key(), True, title=self._title())
             timed("save_png", piano_roll_png, self.score, stage.path("png"), title=self._title(), force=True)
             if audio:
                 try:

@@ -9,6 +9,7 @@ the track, the requested key, and pitch spellings that belong to that key.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -71,7 +72,8 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     Args:
         score: the hub score (one track per instrument; empty tracks are left out).
         key: 'D major' etc.; sets the key signature and respells pitches into that key. None
-            takes the score's first key signature, if any (later key changes are not kept).
+            takes the score's key signatures, if any: a key change is written where it falls, and
+            the notes after it are spelt in the new key.
         title: the movement title shown above the music.
 
     Returns:
@@ -83,8 +85,7 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     from music21 import metadata, midi, tempo  # noqa: PLC0415
     from music21.midi import translate  # noqa: PLC0415
 
-    if key is None and len(score.key_signatures):
-        key = key_of_signature(score.key_signatures[0])
+    keys = _keys(score, key)
     kept = [t for t in score.tracks if len(t.notes)]
     snapped = quantise(score)
     snapped.tracks = [t for t in snapped.tracks if len(t.notes)]
@@ -98,16 +99,14 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
         if track.is_drum:
             track.is_drum, track.program = False, shared
     mf = midi.MidiFile()
-    mf.readstr(midi_bytes(snapped, key=key))
+    mf.readstr(midi_bytes(snapped, key=keys[0][1] if keys else None))
     m21 = translate.midiFileToStream(mf, quantizePost=True, quarterLengthDivisors=(GRID_DIVISOR,))
     groups, parts = [], list(m21.parts)
     for group in staves:
         groups.append(parts[: len(group)])
         parts = parts[len(group):]
-    m21_key = None
-    if key is not None:
-        sharps, mode = key_signature(key)
-        m21_key = m21key.KeySignature(sharps).asKey(mode)
+    m21_keys = [(offset, m21key.KeySignature(key_signature(name)[0]).asKey(key_signature(name)[1]))
+                for offset, name in keys]
     parts = []
     for number, (group, track, inst) in enumerate(zip(groups, kept, insts, strict=True), start=1):
         if len(group) == 2:
@@ -119,7 +118,7 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
             if clef_name is not None:
                 _set_clef(part, clef_name)
         for part in group:
-            _finish_part(part, track, number, m21_key)
+            _finish_part(part, track, number, m21_keys)
     for part in list(m21.parts):  # in the tracks' order, a keyboard's staves in its place
         m21.remove(part)
     for part in parts:
@@ -133,7 +132,25 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     return m21
 
 
-def _finish_part(part, track, number: int, m21_key) -> None:
+def _keys(score: Score, key: str | None) -> list[tuple[float, str]]:
+    """(offset in quarter notes, key name) of each key the music is written in, first to last: `key`
+    alone where given, else the score's key signatures (a signature repeating the key in force is no
+    change). A piece that modulates keeps its key changes for a reader, as its MIDI file does."""
+    if key is not None:
+        return [(0.0, key)]
+    keys: list[tuple[float, str]] = []
+    for ks in sorted(score.key_signatures, key=lambda ks: int(ks.time)):
+        name, offset = key_of_signature(ks), int(ks.time) / score.ticks_per_quarter
+        if keys and offset == keys[-1][0]:
+            keys.pop()  # two signatures at one tick: the later one holds
+        if not keys or name != keys[-1][1]:
+            keys.append((offset, name))
+    if keys:
+        keys[0] = (0.0, keys[0][1])  # a first signature after the first notes still names the opening's key
+    return keys
+
+
+def _finish_part(part, track, number: int, keys) -> None:
     """One staff as a notation program should show it: the track's instrument and name (ids fixed:
     music21 draws them at random), voices for overlapping notes, the key and spellings in it."""
     from music21 import clef, instrument, stream  # noqa: PLC0415
@@ -161,9 +178,13 @@ def _finish_part(part, track, number: int, m21_key) -> None:
     first.insert(0, sound)
     for old in list(part.recurse().getElementsByClass(m21key.KeySignature)):
         old.activeSite.remove(old)
-    if m21_key is not None and not track.is_drum:
-        first.insert(0, m21key.Key(m21_key.tonic.name, m21_key.mode))
-        _respell(part, m21_key)
+    if keys and not track.is_drum:
+        measures = list(part.getElementsByClass(stream.Measure)) or [part]
+        for offset, key in keys:
+            measure = next((m for m in reversed(measures) if m.offset <= offset), measures[0])
+            measure.insert(offset - measure.offset, m21key.Key(key.tonic.name, key.mode))
+        for (offset, key), (end, _) in zip(keys, [*keys[1:], (math.inf, None)], strict=True):
+            _respell(part, key, offset, end)
 
 
 def _hands(track: Track) -> list[Track]:
@@ -439,8 +460,9 @@ def _beat_spans(start: float, end: float, beat: float, beats: int, halves: bool)
     return spans
 
 
-def _respell(part, key) -> None:
-    """Spell every pitch as the key would: diatonic names first, then by the key's direction.
+def _respell(part, key, start: float = 0.0, end: float = math.inf) -> None:
+    """Spell every pitch struck from offset `start` to `end` as the key would: diatonic names first,
+    then by the key's direction.
 
     Pitches read from MIDI come out with default spellings (D# in B-flat major); a reader wants
     E-flat. Chromatic notes take sharps in sharp keys and flats in flat keys, except the raised
@@ -472,6 +494,8 @@ def _respell(part, key) -> None:
         else:
             names[pc] = _name(*flat)
     for element in part.recurse().notes:
+        if (start, end) != (0.0, math.inf) and not start <= element.getOffsetInHierarchy(part) < end:
+            continue
         for p in element.pitches:
             midi_number = int(round(p.ps))
             spelled = m21pitch.Pitch(names[midi_number % 12])
