@@ -205,6 +205,25 @@ def test_a_key_change_is_written_where_it_falls_and_spells_what_follows():
     assert one == ["F", "A#", "F#", "A#", "F#", "C#"]
 
 
+def test_a_file_of_ours_read_and_written_again_is_the_same_file():
+    """Our MIDI repeats the key signature in every instrument track (MuseScore reads keys only there);
+    symusic gathers them all, so each read and save (`musedraft repair` on a saved draft) multiplied
+    them by the number of tracks, and the bank select was written once more per save."""
+    from symusic import ControlChange  # noqa: PLC0415
+
+    from musedraft.score import load_midi  # noqa: PLC0415
+
+    s = trio()
+    s.key_signatures.append(KeySignature(0, 2, 0))
+    s.key_signatures.append(KeySignature(3 * TPQ, -1, 1))
+    s.markers.append(TextMeta(0, "A"))
+    s.tracks[0].controls.append(ControlChange(0, 7, 100))
+    first = midi_bytes(s)
+    again = midi_bytes(load_midi(first))
+    assert again == first
+    assert midi_bytes(load_midi(again)) == first
+
+
 def test_a_chord_held_under_a_moving_line_gets_its_own_voice():
     s = song(("piano", 0, [(0, 2, 60), (0, 2, 64), (1, 2, 67), (3, 1, 62)], False), ts=(4, 4))
     measure = to_music21(s, "C major").parts[0].getElementsByClass(stream.Measure).first()

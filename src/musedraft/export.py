@@ -199,6 +199,8 @@ def _instrument_track(track, channel: int, keys: list[tuple[int, str]]) -> mido.
     ]
     events += [(tick, 1, mido.MetaMessage("key_signature", key=name)) for tick, name in keys]
     for cc in track.controls:
+        if (int(cc.time), int(cc.number), int(cc.value)) == (0, 0, 0):
+            continue  # the bank select above, read back from a file of ours: once, not once more per save
         events.append((int(cc.time), 4, mido.Message("control_change", channel=channel, control=int(cc.number), value=int(cc.value))))
     for bend in track.pitch_bends:
         events.append((int(bend.time), 4, mido.Message("pitchwheel", channel=channel, pitch=int(bend.value))))

@@ -101,6 +101,12 @@ def _validated(score: Score, name: str) -> Score:
         what = "only drum notes" if drums else "no notes of positive length"
         raise InvalidMidiError(f"{name}: the file has {what}; musedraft needs at least one pitched part.")
     score.tracks = [t for t in score.tracks if len(t.notes)]
+    # symusic gathers the conductor events of every track, so a file that repeats its key signature
+    # in each track (ours do: MuseScore reads keys only there) read back as one copy per track, and
+    # each save wrote them all again into every track.
+    score.key_signatures = _distinct(score.key_signatures, lambda e: (e.time, e.key, e.tonality))
+    score.time_signatures = _distinct(score.time_signatures, lambda e: (e.time, e.numerator, e.denominator))
+    score.tempos = _distinct(score.tempos, lambda e: (e.time, e.mspq))
     if score.start() < 0:  # symusic keeps ticks in int32: deltas past 2**31 wrap around
         raise InvalidMidiError(f"{name}: event times overflow (absurd tick values); re-export the file.")
     if len(score.tempos) and score.tempos.numpy()["mspq"].min() <= 0:
@@ -156,6 +162,16 @@ def bar_range(bars, total: int | None = None) -> tuple[int, int]:
     if not (whole and 1 <= first <= last):
         raise RequestError(f"bars={bars!r} must be whole numbers with 1 <= first <= last.")
     return int(first), int(last)
+
+
+def _distinct(events, identity):
+    """The events without repeats (the same identity), in their order."""
+    seen, kept = set(), []
+    for event in events:
+        if identity(event) not in seen:
+            seen.add(identity(event))
+            kept.append(event)
+    return type(events)(kept)
 
 
 def seconds_at_tick(score: Score, tick: int) -> float:
