@@ -9,7 +9,7 @@ import pretty_midi
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from music21 import converter, meter, note, stream
+from music21 import converter, expressions, meter, note, stream
 from music21 import key as m21key
 from symusic import KeySignature, Note, Score, Tempo, TextMeta, TimeSignature, Track
 
@@ -203,6 +203,15 @@ def test_a_key_change_is_written_where_it_falls_and_spells_what_follows():
     assert b"<fifths>2</fifths>" in musicxml_bytes(to_music21(s))
     one = [n.pitch.name for n in to_music21(s, "D major").parts[0].recurse().notes]  # a key given: that key throughout
     assert one == ["F", "A#", "F#", "A#", "F#", "C#"]
+
+
+def test_section_markers_become_rehearsal_marks_and_loop_points_do_not():
+    s = song(("flute", 73, [(beat, 1, 72 + beat % 5) for beat in range(16)], False), ts=(4, 4))
+    for tick, text in ((0, "loopStart"), (0, "Intro"), (8 * TPQ, "Verse"), (16 * TPQ, "loopEnd")):
+        s.markers.append(TextMeta(tick, text))
+    back = converter.parse(musicxml_bytes(to_music21(s)), format="musicxml")
+    marks = [(r.measureNumber, r.content) for r in back.recurse().getElementsByClass(expressions.RehearsalMark)]
+    assert marks == [(1, "Intro"), (3, "Verse")]
 
 
 def test_a_file_of_ours_read_and_written_again_is_the_same_file():

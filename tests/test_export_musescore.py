@@ -133,3 +133,27 @@ def test_transposing_instruments_sound_as_written_in_the_midi(tmp_path):
     played = [sorted(int(p.text) for p in staff.iter("pitch")) for staff in root.findall("Staff")]
     assert played[:3] == [sorted(lines[n][1]) for n in ("clarinet", "french horn", "contrabass")]
     assert sorted(played[3] + played[4]) == sorted(lines["piano"][1] + [p + 12 for p in lines["piano"][1]])
+
+
+def test_a_key_change_and_section_names_open_where_they_fall(tmp_path):
+    """A user's music that turns from Eb to G major at bar 5, with sections A and B: MuseScore shows
+    the key change at bar 5 from the MusicXML and from the MIDI, and A and B as rehearsal marks."""
+    from symusic import KeySignature, TextMeta  # noqa: PLC0415
+
+    s = quartet()
+    bar = 3 * TPQ
+    s.key_signatures.append(KeySignature(0, -3, 0))
+    s.key_signatures.append(KeySignature(4 * bar, 1, 0))
+    s.markers.append(TextMeta(0, "A"))
+    s.markers.append(TextMeta(4 * bar, "B"))
+    paths = Draft(s, {"style": "classical", "bars": 8}, seed=3, model_id="test", key="G major").save(tmp_path / "d", audio=False)
+    for kind in ("musicxml", "midi"):
+        root = ET.parse(mscore(paths[kind], tmp_path / f"{kind}.mscx")).getroot().find("Score")
+        flute = root.find("Staff")
+        keys = [(n, int(m.find(".//KeySig/accidental").text)) for n, m in enumerate(flute.findall("Measure"), start=1)
+                if m.find(".//KeySig/accidental") is not None]
+        assert keys == [(1, -3), (5, 1)], kind
+    xml_root = ET.parse(tmp_path / "musicxml.mscx").getroot().find("Score")
+    marks = [(n, "".join(m.find(".//RehearsalMark/text").itertext())) for n, m in enumerate(xml_root.find("Staff").findall("Measure"), start=1)
+             if m.find(".//RehearsalMark") is not None]
+    assert marks == [(1, "A"), (5, "B")]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from musedraft.export import key_of_signature, key_signature, midi_bytes
 from musedraft.files import atomic_path, check_writable
 from musedraft.instruments import instrument_of_track
-from musedraft.score import most_at_once
+from musedraft.score import LOOP_MARKERS, most_at_once
 
 if TYPE_CHECKING:
     import music21
@@ -123,6 +123,8 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
         m21.remove(part)
     for part in parts:
         m21.insert(0, part)
+    if parts:
+        _mark_sections(parts[0], score)
     for part in parts[1:]:  # one tempo mark above the score, not one stacked per part
         for mark in list(part.recurse().getElementsByClass(tempo.MetronomeMark)):
             mark.activeSite.remove(mark)
@@ -130,6 +132,25 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     m21.metadata.title = title or "musedraft draft"
     m21.metadata.composer = ""
     return m21
+
+
+def _mark_sections(part, score: Score) -> None:
+    """A file's section markers ('Verse', 'B') as rehearsal marks over the top staff, where a notation
+    program shows them. Loop points are for game engines, not readers: they stay in the MIDI only."""
+    from music21 import expressions  # noqa: PLC0415
+
+    for marker in score.markers:
+        if marker.text not in LOOP_MARKERS:
+            _insert_at(part, int(marker.time) / score.ticks_per_quarter, expressions.RehearsalMark(marker.text))
+
+
+def _insert_at(part, offset: float, element) -> None:
+    """Put `element` into the measure of `part` that holds `offset` (quarter notes from the start)."""
+    from music21 import stream  # noqa: PLC0415
+
+    measures = list(part.getElementsByClass(stream.Measure)) or [part]
+    measure = next((m for m in reversed(measures) if m.offset <= offset), measures[0])
+    measure.insert(offset - measure.offset, element)
 
 
 def _keys(score: Score, key: str | None) -> list[tuple[float, str]]:
@@ -179,10 +200,8 @@ def _finish_part(part, track, number: int, keys) -> None:
     for old in list(part.recurse().getElementsByClass(m21key.KeySignature)):
         old.activeSite.remove(old)
     if keys and not track.is_drum:
-        measures = list(part.getElementsByClass(stream.Measure)) or [part]
         for offset, key in keys:
-            measure = next((m for m in reversed(measures) if m.offset <= offset), measures[0])
-            measure.insert(offset - measure.offset, m21key.Key(key.tonic.name, key.mode))
+            _insert_at(part, offset, m21key.Key(key.tonic.name, key.mode))
         for (offset, key), (end, _) in zip(keys, [*keys[1:], (math.inf, None)], strict=True):
             _respell(part, key, offset, end)
 
