@@ -13,7 +13,7 @@ from itertools import pairwise
 import mido
 import pytest
 import torch
-from symusic import KeySignature, Note, Score, Track
+from symusic import KeySignature, Note, Score, TimeSignature, Track
 from tests.conftest import make_score
 
 from musedraft.composer import _lines, compose, compose_candidates, continue_midi, regenerate
@@ -304,6 +304,25 @@ def test_a_primer_that_modulates_goes_on_in_the_key_it_reached(tiny_composer, ti
     xml = (tmp_path / "out" / "draft.musicxml").read_text()
     assert xml.index("<fifths>-1</fifths>") < xml.index("<fifths>0</fifths>")
     assert regenerate(primer, bars=(2, 2), model=tiny_composer, repair=False, seed=2).key == "F major"
+
+
+def test_a_pickup_as_a_notation_program_exports_it_is_continued(tiny_composer):
+    """MuseScore 3 exports a tune with an upbeat as a 1/4 bar, then 4/4: that read as a change of metre,
+    and continue_midi and regenerate refused the file. The upbeat now ends a full first bar, as the
+    corpus's MIDI has it: the tune comes back three beats later, in 4/4 from the start."""
+    tune = make_score([(62, 0, 1), (67, 1, 1), (69, 2, 1), (71, 3, 1), (67, 4, 1), (74, 5, 2), (71, 7, 2)],
+                      names=["Flute"], programs=[73])
+    tune.time_signatures.append(TimeSignature(TPQ, 4, 4))
+    tune.time_signatures[0].numerator = 1
+    tune.key_signatures.append(KeySignature(0, 1, 0))
+    draft = continue_midi(tune, bars=1, model=tiny_composer, repair=True, seed=1)
+    assert [(ts.time, ts.numerator, ts.denominator) for ts in draft.score.time_signatures] == [(0, 4, 4)]
+    assert [(ks.time, ks.key) for ks in draft.score.key_signatures] == [(0, 1)] and draft.key == "G major"
+    notes = [(n.time, n.pitch) for n in draft.score.tracks[0].notes]
+    assert notes[:7] == [(3 * TPQ + n.time, n.pitch) for n in tune.tracks[0].notes]
+    assert bar_count(draft.score) == 4 and any(t >= 3 * 4 * TPQ for t, _ in notes)
+    new = regenerate(tune, bars=(2, 2), model=tiny_composer, repair=False, seed=1)
+    assert [(n.time, n.pitch) for n in new.score.tracks[0].notes][0] == (3 * TPQ, 62)
 
 
 def _meta(track, kind: str) -> list:

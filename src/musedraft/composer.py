@@ -604,6 +604,30 @@ def _keep_performance(track: Track, source: Track, start: int, end: int) -> None
     track.pitch_bends = type(source.pitch_bends)(sorted(kept, key=lambda b: b.time))
 
 
+def _padded_pickup(score: Score) -> Score:
+    """An upbeat as the model knows it: notation programs export a pickup as a short first bar with a
+    time signature of its own (MuseScore 3: 1/4, then 4/4 from the next bar), which read as a change of
+    metre; the corpus's MIDI, like most, pads it to a full bar. The music moves later by the beats the
+    pickup lacks, its opening tempo, key and markers stay at the start, and the one metre holds from bar 1;
+    the result comes back so, with rests before the upbeat."""
+    signatures = sorted(score.time_signatures, key=lambda ts: ts.time)
+    if len(signatures) < 2 or signatures[0].time != 0:
+        return score
+    pickup, metre = signatures[0], signatures[1]
+    short = score.ticks_per_quarter * 4 * int(pickup.numerator) // int(pickup.denominator)
+    full = score.ticks_per_quarter * 4 * int(metre.numerator) // int(metre.denominator)
+    if metre.time != short or short >= full:
+        return score
+    out = score.shift_time(full - short)
+    for events in (out.tempos, out.key_signatures, out.markers):
+        for event in events:
+            if event.time == full - short:  # it was at the start: it stays there
+                event.time = 0
+    out.time_signatures = type(out.time_signatures)(
+        [TimeSignature(0, int(metre.numerator), int(metre.denominator)), *(ts for ts in out.time_signatures if ts.time > full)])
+    return out
+
+
 def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int, at_bar: int | None = None) -> _Prepared:
     """A user's score in the model's terms: normalised line tracks, header, stream, and how to map back.
 
@@ -616,6 +640,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     from musedraft.score import tempo_bpm, ticks_per_bar, time_signature  # noqa: PLC0415
 
     score, request = _primer_parts(source)
+    score = _padded_pickup(score)
     metres = [(int(ts.numerator), int(ts.denominator), int(ts.time)) for ts in score.time_signatures]
     changes = [m for m, previous in zip(metres[1:], metres, strict=False) if m[:2] != previous[:2]]
     if changes:
