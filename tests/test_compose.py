@@ -605,6 +605,14 @@ def test_impossible_requests_raise_request_error(tiny_composer, bad):
         compose(**req)
 
 
+def test_a_style_is_taken_in_any_case_as_a_scene_is(tiny_composer):
+    req = dict(bars=2, instruments=["violin"], repair=False, model=tiny_composer)
+    assert compose(" Chorale", **req).request["style"] == "chorale"  # it was an unknown style
+    primer = make_score([(60, 0, 4), (62, 4, 4)])
+    primer.key_signatures.append(KeySignature(0, 0, 0))
+    assert continue_midi(primer, bars=1, style="FOLK", model=tiny_composer, repair=False).request["style"] == "folk"
+
+
 def test_continue_and_regenerate_refuse_bad_bar_numbers(tiny_composer):
     primer = make_score([(60, 0, 4), (62, 4, 4)])
     primer.key_signatures.append(KeySignature(0, 0, 0))

@@ -138,8 +138,7 @@ def _resolve(style, scene, key, tempo, time_signature, instruments, bars, seed, 
         from musedraft.presets import get_scene  # noqa: PLC0415
 
         preset = get_scene(scene)
-    style = style or (preset.style if preset else "classical")
-    check_style(style)
+    style = check_style(style or (preset.style if preset else "classical"))
     mode = preset.mode if preset else "major"
     key = key or ("C major" if mode == "major" else "A minor")
     parse_key(key)
@@ -676,7 +675,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
         key = key_of_signature((in_force or list(score.key_signatures))[-1 if in_force else 0])
     else:
         key = (request or {}).get("key") or estimate_key(score)
-    style = style or (request or {}).get("style") or "classical"
+    style = check_style(style or (request or {}).get("style") or "classical")
     tonic, mode = parse_key(key)
     shift = normalising_shift(tonic, mode)
     normal = tok.slot_score(transpose(lined, shift, *tok.vocab.config.pitch_range))

@@ -66,10 +66,12 @@ STYLES = ("chorale", "renaissance", "madrigal", "medieval", "classical", "romant
 
 
 def check_style(style: str) -> str:
-    """A style a request names, or the RequestError that lists the styles."""
-    if style not in STYLES:
+    """The style a request names, in any case ('Chorale', as scenes are taken), or the RequestError
+    that lists the styles."""
+    name = style.strip().lower() if isinstance(style, str) else style
+    if name not in STYLES:
         raise RequestError(f"Unknown style {style!r}; choose one of {', '.join(STYLES)}.")
-    return style
+    return name
 
 
 # Styles whose voices keep their order, each in its register: chorale writing. Elsewhere voices cross
