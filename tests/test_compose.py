@@ -325,6 +325,14 @@ def test_a_pickup_as_a_notation_program_exports_it_is_continued(tiny_composer):
     assert [(n.time, n.pitch) for n in new.score.tracks[0].notes][0] == (3 * TPQ, 62)
 
 
+def test_unnamed_tracks_come_back_named_for_their_instruments(tiny_composer):
+    """A type-0 file or a DAW export often names no track: they came back as 'Track 1', 'Track 2'."""
+    primer = make_score([(72, 0, 2), (74, 2, 2)], [(60, 0, 4)], [(40, 0, 4)], programs=[40, 40, 32], names=["", "", ""])
+    primer.key_signatures.append(KeySignature(0, 0, 0))
+    draft = continue_midi(primer, bars=1, model=tiny_composer, repair=False, seed=1)
+    assert [t.name for t in draft.score.tracks] == ["Violin 1", "Violin 2", "Acoustic Bass"]
+
+
 def _meta(track, kind: str) -> list:
     """(message, absolute tick) of the messages of one kind in a mido track."""
     tick, out = 0, []

@@ -651,9 +651,12 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     score = score.resample(TPQ)
     modelled = [i for i, t in enumerate(score.tracks) if not t.is_drum and len(t.notes)][: tok.vocab.config.max_tracks]
     pitched = [score.tracks[i] for i in modelled]
-    names = [t.name.strip() or f"Track {i + 1}" for i, t in enumerate(pitched)]
     programs = [int(t.program) for t in pitched]
-    insts = [instrument_of_track(name, program) for name, program in zip(names, programs, strict=True)]
+    insts = [instrument_of_track(t.name, program) for t, program in zip(pitched, programs, strict=True)]
+    # an unnamed track (a type-0 file's channels, many a DAW's export) is named for its instrument, as
+    # compose() names its tracks, so a notation program or DAW shows 'Piano' and 'Acoustic Bass'
+    unnamed = iter(_track_names([i for t, i in zip(pitched, insts, strict=True) if not t.name.strip()]))
+    names = [t.name.strip() or next(unnamed) for t in pitched]
     per_instrument, _ = _lines(insts, tok.vocab.config.max_tracks, [most_at_once(t) for t in pitched])
     line_tracks, line_insts, track_of_line = [], [], []
     for k, (track, lines) in enumerate(zip(pitched, per_instrument, strict=True)):
