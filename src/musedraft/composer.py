@@ -16,7 +16,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from symusic import KeySignature, PitchBend, Score, Tempo, TimeSignature, Track
+from symusic import KeySignature, PitchBend, Score, Tempo, TextMeta, TimeSignature, Track
 
 from musedraft.corpus import ORDERED_STYLES, check_style
 from musedraft.drums import carry_on
@@ -451,6 +451,9 @@ def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, tim
     from musedraft.draft import Draft  # noqa: PLC0415
 
     report = None
+    if req.loop:  # the score says where it comes round, as a saved loop's MIDI does: check() and repair()
+        # hear the join there, also when the last bar is silent, and without being told loop=True
+        score.markers.extend([TextMeta(0, LOOP_MARKERS[0]), TextMeta(req.bars * _bar_ticks(req), LOOP_MARKERS[1])])
     if do_repair:
         from musedraft.harmony import HarmonyConfig, check  # noqa: PLC0415
         from musedraft.harmony import repair as harmony_repair  # noqa: PLC0415
