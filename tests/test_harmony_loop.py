@@ -37,6 +37,19 @@ def test_a_loop_is_repaired_on_its_last_bar_and_the_opening_stays():
     assert repair(score).edits == []  # as a piece there is nothing to mend
 
 
+def test_a_loop_whose_opening_alone_may_change_is_mended_there():
+    # regenerate(bars=(1, 1)) on a loop keeps its last bar: the octaves into bar 1 are broken in bar 1
+    score = voices(*ROUND, names=["violin", "cello"], programs=[40, 42])
+    bar = 4 * score.ticks_per_quarter
+    fixed = repair(score, bars=(1, 1), loop=True)
+    assert [f.rule for f in fixed.findings_before] == ["parallel-octaves"]
+    assert fixed.findings_after == [] and check(fixed.score, loop=True) == []
+    assert [(e.bar, e.time < bar) for e in fixed.edits] == [(1, True)] and "Bar 1, beat 1" in fixed.edits[0].reason
+    assert notes(fixed.score)[0][2:] == notes(score)[0][2:] and notes(fixed.score)[1][2:] == notes(score)[1][2:]
+    assert [len(t.notes) for t in fixed.score.tracks] == [len(t.notes) for t in score.tracks]
+    assert repair(score, bars=(2, 2), loop=True).edits[0].bar == 2  # the last bar free: mended there, as before
+
+
 def test_a_loop_in_three_four_after_a_change_of_metre_comes_round_in_its_opening_metre():
     # 3/4 for a bar, then 2/4: the copy of the opening must be read in 3/4 again
     score = voices("C5:3 E5:2", "C3:3 C3:2", names=["violin", "cello"], programs=[40, 42], time_signature=(3, 4))

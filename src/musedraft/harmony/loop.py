@@ -39,8 +39,9 @@ class Join:
         return sorted(kept, key=lambda f: (f.time, f.track))
 
     def edits(self, edits: list[Edit]) -> list[Edit]:
-        """Edits made on `around()`'s score (all before the end), their reasons told in the loop's bars."""
-        return [replace(e, reason=self._told(e.reason)) for e in edits]
+        """Edits made on `around()`'s score, told in the loop's bars (one in the copy of the opening is in bar 1)."""
+        return [replace(e, reason=self._told(e.reason)) if e.time < self.end else
+                replace(e, reason=self._told(e.reason), bar=e.bar - self.bars, time=e.time - self.end) for e in edits]
 
     def cut(self, score: Score) -> Score:
         """`around()`'s score without the copy of the opening."""
@@ -48,6 +49,20 @@ class Join:
         for track in out.tracks:
             track.notes.filter(lambda n: n.time < self.end, inplace=True)
         out.time_signatures.filter(lambda ts: ts.time < self.end, inplace=True)
+        return out
+
+    def opening_from_copy(self, score: Score) -> Score:
+        """`around()`'s score cut, its first bar as the copy of it after the end now has it (mended there)."""
+        second = Meter(score).bar_start(2)
+        out = self.cut(score)
+        for track, whole in zip(out.tracks, score.tracks, strict=True):
+            track.notes.filter(lambda n: n.time >= second, inplace=True)
+            for note in whole.notes:
+                if self.end <= note.time < self.end + second:
+                    moved = note.copy()
+                    moved.time -= self.end
+                    track.notes.append(moved)
+            track.notes.sort()
         return out
 
     def _at_opening(self, f: Finding) -> Finding:

@@ -90,16 +90,23 @@ def repair(score: Score | str | os.PathLike, config: HarmonyConfig | None = None
 
 
 def _repair_loop(score: Score, config: HarmonyConfig, bars: tuple[int, int] | None) -> RepairResult:
-    """The bars repaired as a piece, then the join: the copy of the opening that `around()` puts after
-    the end is kept, so only the last bar may move (the opening already sounds as it will each time)."""
+    """The bars repaired as a piece, then the join, on one side of it: the last bar where it may move,
+    the copy of the opening that `around()` puts after the end kept (the opening already sounds as it
+    will each time); else, where only the opening may move (its bars regenerated), that copy, whose
+    notes then become bar 1's."""
     inside = repair(score, config, bars=bars, loop=False)
     wrapped, join = around(inside.score)
     first, last = bar_range(bars) if bars is not None else (1, join.bars)
-    if not first <= join.bars <= last:  # the last bar is kept as written: nothing at the join may change
+    if first <= join.bars <= last:
+        round_ = repair(wrapped, config, bars=(join.bars, join.bars), loop=False)
+        mended = join.cut(round_.score)
+    elif first == 1:
+        round_ = repair(wrapped, config, bars=(join.bars + 1, join.bars + 1), loop=False)
+        mended = join.opening_from_copy(round_.score)
+    else:  # neither side of the join may change
         return replace(inside, findings_before=check(score, config, loop=True),
                        findings_after=check(inside.score, config, loop=True))
-    round_ = repair(wrapped, config, bars=(join.bars, join.bars), loop=False)
-    return RepairResult(join.cut(round_.score), sorted(inside.edits + join.edits(round_.edits), key=lambda e: (e.time, e.track)),
+    return RepairResult(mended, sorted(inside.edits + join.edits(round_.edits), key=lambda e: (e.time, e.track)),
                         check(score, config, loop=True), join.findings(round_.findings_after))
 
 
