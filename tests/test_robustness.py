@@ -151,6 +151,13 @@ def test_zero_length_notes_are_dropped_beside_real_ones():
     assert [n.pitch for n in score.tracks[0].notes] == [62]
 
 
+def test_a_key_signature_that_names_no_key_is_ignored():
+    # 9 sharps, and a tonality byte of 5: symusic passes them through, and a continuation went on in "Cb major"
+    signatures = b"\x00\xff\x59\x02\x09\x00" + b"\x00\xff\x59\x02\xf0\x05" + b"\x00\xff\x59\x02\x02\x00"
+    score = load_midi(header() + mtrk(signatures, note(0, 62, 480)))
+    assert [(k.key, k.tonality) for k in score.key_signatures] == [(2, 0)]
+
+
 def _run_cli(argv: list[str], timeout: float = 60.0) -> int:
     """musedraft.cli.main in a thread, so a hang fails the test instead of stalling the run."""
     from musedraft.cli import main  # noqa: PLC0415
@@ -351,13 +358,13 @@ def test_a_primer_that_changes_metre_is_refused_and_its_tempo_changes_are_kept(t
         continue_midi(primer, bars=2, model=tiny_composer)
 
 
-def test_a_track_named_only_with_spaces_gets_a_name(tmp_path, tiny_composer):
+def test_a_track_named_only_with_spaces_is_named_for_its_instrument(tmp_path, tiny_composer):
     from musedraft.composer import continue_midi  # noqa: PLC0415
 
     primer = make_score([(60 + i % 5, i, 1) for i in range(8)], names=["   "])
     paths = continue_midi(primer, bars=1, model=tiny_composer).save(tmp_path, audio=False)
-    assert load_midi(paths["midi"]).tracks[0].name == "Track 1"
-    assert "<part-name>Track 1</part-name>" in paths["musicxml"].read_text()
+    assert load_midi(paths["midi"]).tracks[0].name == "Piano"
+    assert "<part-name>Piano</part-name>" in paths["musicxml"].read_text()
 
 
 @pytest.mark.parametrize(("key", "sharps"), [("Gb major", -6), ("F# major", 6), ("C# major", 7), ("Cb major", -7),

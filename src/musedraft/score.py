@@ -105,6 +105,8 @@ def _validated(score: Score, name: str) -> Score:
     # in each track (ours do: MuseScore reads keys only there) read back as one copy per track, and
     # each save wrote them all again into every track.
     score.key_signatures = _distinct(score.key_signatures, lambda e: (e.time, e.key, e.tonality))
+    # a signature of 9 sharps or of tonality 5 names no key (symusic passes the bytes through): ignored
+    score.key_signatures.filter(lambda e: -7 <= e.key <= 7 and e.tonality in (0, 1), inplace=True)
     score.time_signatures = _distinct(score.time_signatures, lambda e: (e.time, e.numerator, e.denominator))
     score.tempos = _distinct(score.tempos, lambda e: (e.time, e.mspq))
     if score.start() < 0:  # symusic keeps ticks in int32: deltas past 2**31 wrap around
