@@ -26,11 +26,18 @@ EXAMPLES = """examples:
 
 
 def _bars_range(text: str) -> tuple[int, int]:
+    """'9-12' (or with an en dash, as a score's text has it), or '9' for bar 9 alone.
+
+    >>> _bars_range("9-12"), _bars_range("9–12"), _bars_range(" 9 ")
+    ((9, 12), (9, 12), (9, 9))
+    """
     try:
-        a, b = (int(x) for x in text.split("-"))
+        ends = [int(x) for x in text.replace("–", "-").split("-")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bars must look like 9-12, not {text!r}") from None
-    return a, b
+        ends = []
+    if len(ends) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"bars must look like 9-12 (or 9 for one bar), not {text!r}")
+    return ends[0], ends[-1]
 
 
 def _instruments(text: str) -> list[str | int]:
@@ -97,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("regenerate", help="rewrite a range of bars, keeping what comes before and after")
     p.add_argument("midi", type=Path)
-    p.add_argument("--bars", type=_bars_range, required=True, help="first-last, 1-based, e.g. 9-12")
+    p.add_argument("--bars", type=_bars_range, required=True, help="first-last, 1-based, e.g. 9-12; or one bar, e.g. 9")
     p.add_argument("--style", default=None)
     p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
                    help="the piece loops (the last bar leads into the first); default: as the file says (a saved loop draft's markers)")
