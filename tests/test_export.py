@@ -214,6 +214,15 @@ def test_section_markers_become_rehearsal_marks_and_loop_points_do_not():
     assert marks == [(1, "Intro"), (3, "Verse")]
 
 
+def test_unnamed_tracks_are_written_named_for_their_instruments():
+    """A type-0 file's channels have no names: 'musedraft repair' wrote them as 'program 0', 'program 32'."""
+    s = song(("", 40, [(0, 1, 76)], False), ("", 40, [(0, 1, 72)], False), ("", 32, [(0, 1, 40)], False),
+             ("  ", 0, [(0, 1, 42)], True), ts=(4, 4))
+    names = [t.name for t in mido.MidiFile(file=io.BytesIO(midi_bytes(s))).tracks[1:]]
+    assert names == ["Violin 1", "Violin 2", "Acoustic Bass", "drums"]
+    assert [p.partName for p in to_music21(s).parts] == ["Violin 1", "Violin 2", "Acoustic Bass", "drums"]
+
+
 def test_a_file_of_ours_read_and_written_again_is_the_same_file():
     """Our MIDI repeats the key signature in every instrument track (MuseScore reads keys only there);
     symusic gathers them all, so each read and save (`musedraft repair` on a saved draft) multiplied

@@ -29,7 +29,9 @@ from musedraft.instruments import (
     get_instrument,
     instrument_of_track,
     lines_of,
+    numbered_names,
     register_of,
+    track_names,
 )
 from musedraft.score import LOOP_MARKERS, bar_range, in_voice_order, is_marked_loop, most_at_once, voice_order
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
@@ -269,7 +271,7 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
         timings["candidates_in_batch"] = n
     drafts = []
     for stream, r in zip(streams, reqs, strict=True):
-        score = _to_score(composer, header + stream, -shift, tracks, _track_names(insts),
+        score = _to_score(composer, header + stream, -shift, tracks, numbered_names(insts),
                           [i.program for i in insts], r)
         drafts.append(_finish(score, r, composer, repair, dict(timings), t0, cadence=not loop))
     return drafts
@@ -427,21 +429,6 @@ def _merge_unisons(track: Track) -> None:
     track.notes.clear()
     track.notes.extend(keep)
     track.notes.sort()
-
-
-def _track_names(insts: list[Instrument]) -> list[str]:
-    counts: dict[str, int] = {}
-    for i in insts:
-        counts[i.name] = counts.get(i.name, 0) + 1
-    seen: dict[str, int] = {}
-    names = []
-    for i in insts:
-        base = i.name.title()
-        if counts[i.name] > 1:
-            seen[i.name] = seen.get(i.name, 0) + 1
-            base = f"{base} {seen[i.name]}"
-        names.append(base)
-    return names
 
 
 def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, timings: dict, t0: float,
@@ -656,10 +643,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     pitched = [score.tracks[i] for i in modelled]
     programs = [int(t.program) for t in pitched]
     insts = [instrument_of_track(t.name, program) for t, program in zip(pitched, programs, strict=True)]
-    # an unnamed track (a type-0 file's channels, many a DAW's export) is named for its instrument, as
-    # compose() names its tracks, so a notation program or DAW shows 'Piano' and 'Acoustic Bass'
-    unnamed = iter(_track_names([i for t, i in zip(pitched, insts, strict=True) if not t.name.strip()]))
-    names = [t.name.strip() or next(unnamed) for t in pitched]
+    names = track_names(pitched)
     per_instrument, _ = _lines(insts, tok.vocab.config.max_tracks, [most_at_once(t) for t in pitched])
     line_tracks, line_insts, track_of_line = [], [], []
     for k, (track, lines) in enumerate(zip(pitched, per_instrument, strict=True)):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from musedraft.errors import RequestError
 from musedraft.files import atomic_path, check_writable
+from musedraft.instruments import track_names
 
 if TYPE_CHECKING:
     import mido
@@ -122,8 +123,8 @@ def midi_file(score: Score, *, key: str | None = None, markers: Iterable[tuple[i
         keys = [(int(ks.time), _key_name(int(ks.key), _mode(ks))) for ks in score.key_signatures]
     mid = mido.MidiFile(type=1, ticks_per_beat=int(score.ticks_per_quarter))
     mid.tracks.append(_conductor_track(score, keys, markers))
-    for track, channel in zip(score.tracks, channels, strict=True):
-        mid.tracks.append(_instrument_track(track, channel, [] if track.is_drum else keys))
+    for track, name, channel in zip(score.tracks, track_names(score.tracks), channels, strict=True):
+        mid.tracks.append(_instrument_track(track, name, channel, [] if track.is_drum else keys))
     return mid
 
 
@@ -184,12 +185,11 @@ def _conductor_track(score: Score, keys: list[tuple[int, str]], markers: Iterabl
     return _to_track(events)
 
 
-def _instrument_track(track, channel: int, keys: list[tuple[int, str]]) -> mido.MidiTrack:
+def _instrument_track(track, name: str, channel: int, keys: list[tuple[int, str]]) -> mido.MidiTrack:
     """A named instrument track. It repeats the key signature: MuseScore 3 reads keys only from
     the track holding the notes and otherwise guesses one from the pitches."""
     import mido  # noqa: PLC0415
 
-    name = track.name or ("drums" if track.is_drum else f"program {int(track.program)}")
     events: list[tuple[int, int, mido.Message | mido.MetaMessage]] = [
         (0, 0, mido.MetaMessage("track_name", name=name)),
         (0, 1, mido.MetaMessage("instrument_name", name=name)),

@@ -218,6 +218,35 @@ def register_of(median_pitch: float) -> str:
     return name
 
 
+def numbered_names(insts: list[Instrument]) -> list[str]:
+    """Track names for instruments: 'Violin 1', 'Violin 2' where several share one, else 'Cello'.
+
+    >>> numbered_names([get_instrument("violin"), get_instrument("cello"), get_instrument("violin")])
+    ['Violin 1', 'Cello', 'Violin 2']
+    """
+    counts: dict[str, int] = {}
+    for i in insts:
+        counts[i.name] = counts.get(i.name, 0) + 1
+    seen: dict[str, int] = {}
+    names = []
+    for i in insts:
+        base = i.name.title()
+        if counts[i.name] > 1:
+            seen[i.name] = seen.get(i.name, 0) + 1
+            base = f"{base} {seen[i.name]}"
+        names.append(base)
+    return names
+
+
+def track_names(tracks) -> list[str]:
+    """Each track's name as a reader should see it: its own, or, for an unnamed one (a type-0 file's
+    channels, many a DAW's export), its instrument's, as compose() names its tracks ('Piano',
+    'Acoustic Bass'; 'Violin 1', 'Violin 2' where two share one), or 'drums'. They were 'program 0'."""
+    unnamed = [instrument_of_track(None, int(t.program)) for t in tracks if not t.is_drum and not t.name.strip()]
+    defaults = iter(numbered_names(unnamed))
+    return [t.name.strip() or ("drums" if t.is_drum else next(defaults)) for t in tracks]
+
+
 def instrument_names() -> list[str]:
     return sorted(INSTRUMENTS)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from musedraft.export import key_of_signature, key_signature, midi_bytes
 from musedraft.files import atomic_path, check_writable
-from musedraft.instruments import instrument_of_track
+from musedraft.instruments import instrument_of_track, track_names
 from musedraft.score import LOOP_MARKERS, most_at_once
 
 if TYPE_CHECKING:
@@ -86,7 +86,8 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     from music21.midi import translate  # noqa: PLC0415
 
     keys = _keys(score, key)
-    kept = [t for t in score.tracks if len(t.notes)]
+    named = [(t, name) for t, name in zip(score.tracks, track_names(score.tracks), strict=True) if len(t.notes)]
+    kept, names = [t for t, _ in named], [name for _, name in named]
     snapped = quantise(score)
     snapped.tracks = [t for t in snapped.tracks if len(t.notes)]
     insts = [None if t.is_drum else instrument_of_track(t.name, int(t.program)) for t in kept]
@@ -108,7 +109,7 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     m21_keys = [(offset, m21key.KeySignature(key_signature(name)[0]).asKey(key_signature(name)[1]))
                 for offset, name in keys]
     parts = []
-    for number, (group, track, inst) in enumerate(zip(groups, kept, insts, strict=True), start=1):
+    for number, (group, track, name, inst) in enumerate(zip(groups, kept, names, insts, strict=True), start=1):
         if len(group) == 2:
             group = _grand_staff(m21, group)
         parts += group
@@ -118,7 +119,7 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
             if clef_name is not None:
                 _set_clef(part, clef_name)
         for part in group:
-            _finish_part(part, track, number, m21_keys)
+            _finish_part(part, track, name, number, m21_keys)
     for part in list(m21.parts):  # in the tracks' order, a keyboard's staves in its place
         m21.remove(part)
     for part in parts:
@@ -171,13 +172,12 @@ def _keys(score: Score, key: str | None) -> list[tuple[float, str]]:
     return keys
 
 
-def _finish_part(part, track, number: int, keys) -> None:
+def _finish_part(part, track, name: str, number: int, keys) -> None:
     """One staff as a notation program should show it: the track's instrument and name (ids fixed:
     music21 draws them at random), voices for overlapping notes, the key and spellings in it."""
     from music21 import clef, instrument, stream  # noqa: PLC0415
     from music21 import key as m21key  # noqa: PLC0415
 
-    name = track.name.strip() or ("drums" if track.is_drum else f"program {int(track.program)}")
     for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
         old.activeSite.remove(old)
     if track.is_drum:

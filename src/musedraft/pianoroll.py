@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from musedraft.files import atomic_path, check_writable
+from musedraft.instruments import track_names
 from musedraft.score import ticks_per_bar
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def piano_roll_png(
     colours = matplotlib.colormaps["tab10"].colors
     handles = []
     low, high = 127, 0
-    for i, track in enumerate(score.tracks):
+    for i, (track, label) in enumerate(zip(score.tracks, track_names(score.tracks), strict=True)):
         if not len(track.notes):
             continue
         notes = track.notes.numpy()
@@ -70,7 +71,6 @@ def piano_roll_png(
         pitches = notes["pitch"]
         ax.barh(pitches, lengths, left=starts, height=0.8, color=colour, edgecolor="black", linewidth=0.3, alpha=0.85)
         low, high = min(low, int(pitches.min())), max(high, int(pitches.max()))
-        label = track.name or ("drums" if track.is_drum else f"program {int(track.program)}")
         handles.append(Patch(facecolor=colour, edgecolor="black", label=label))
     if bars_marked:
         step = 1 if n_bars <= 32 else 4
