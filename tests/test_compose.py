@@ -336,6 +336,31 @@ def test_unnamed_tracks_come_back_named_for_their_instruments(tiny_composer):
     assert [t.name for t in draft.score.tracks] == ["Violin 1", "Violin 2", "Acoustic Bass"]
 
 
+def test_a_piece_that_changes_metre_is_continued_and_rewritten_one_metre_at_a_time(tiny_composer):
+    """Four bars of 4/4, then two of 3/4 (a 13th of the corpus's pieces change metre): continue_midi and
+    regenerate refused such a file. The model reads one metre at a time, so the piece goes on from its
+    last stretch, in 3/4, and bars are rewritten within their own stretch; the rest comes back as written."""
+    piece = make_score([(72 + i % 5, i, 1) for i in range(16)] + [(74, 16 + 3 * b, 2) for b in range(2)],
+                       [(48, 4 * b, 4) for b in range(4)] + [(43, 16 + 3 * b, 3) for b in range(2)],
+                       programs=[40, 42], names=["Violin", "Cello"])
+    piece.time_signatures.append(TimeSignature(16 * TPQ, 3, 4))
+    piece.key_signatures.append(KeySignature(0, 0, 0))
+    change, end = 16 * TPQ, 22 * TPQ
+    draft = continue_midi(piece, bars=2, model=tiny_composer, repair=True, seed=3)
+    assert [(ts.time, ts.numerator) for ts in draft.score.time_signatures] == [(0, 4), (change, 3)]
+    assert (draft.request["bars"], draft.request["time_signature"]) == (8, "3/4")
+    assert Counter(x for x in notes_of(draft.score) if x[1] < end) == Counter(notes_of(piece))
+    new = [x for x in notes_of(draft.score) if x[1] >= end]
+    assert new and max(x[1] + x[2] for x in new) <= end + 2 * 3 * TPQ
+    assert all(e["time"] >= end for e in draft.repair["edits"])
+    for bars, (low, high) in (((2, 3), (4 * TPQ, 12 * TPQ)), ((5, 5), (change, change + 3 * TPQ))):
+        again = regenerate(piece, bars=bars, model=tiny_composer, repair=True, seed=3)
+        assert [(ts.time, ts.numerator) for ts in again.score.time_signatures] == [(0, 4), (change, 3)]
+        kept, given = ([x for x in notes_of(s) if not low <= x[1] < high] for s in (again.score, piece))
+        assert Counter(kept) == Counter(given), bars
+        assert all(low <= e["time"] < high for e in again.repair["edits"]) and again.request["bars"] == 6
+
+
 def _meta(track, kind: str) -> list:
     """(message, absolute tick) of the messages of one kind in a mido track."""
     tick, out = 0, []

@@ -346,16 +346,24 @@ def test_numpy_whole_numbers_are_whole_numbers(tiny_composer):
     assert draft.request["bars"] == 2 and draft.seed == 5 and type(draft.seed) is int
 
 
-def test_a_primer_that_changes_metre_is_refused_and_its_tempo_changes_are_kept(tiny_composer):
+def test_a_primer_s_tempo_changes_are_kept(tiny_composer):
     from musedraft.composer import continue_midi  # noqa: PLC0415
 
     primer = make_score([(60 + i % 5, i, 1) for i in range(16)], [(48, 4 * b, 4) for b in range(4)], tempo=100.0)
     primer.tempos.append(Tempo(8 * 480, 60.0))  # a ritardando in bar 3
     draft = continue_midi(primer, bars=2, model=tiny_composer)
     assert [(t.time, round(t.qpm)) for t in draft.score.tempos] == [(0, 100), (8 * 480, 60)]
-    primer.time_signatures.append(TimeSignature(16 * 480, 3, 4))
-    with pytest.raises(RequestError, match="4/4 to 3/4 at bar 5"):
-        continue_midi(primer, bars=2, model=tiny_composer)
+
+
+def test_bars_across_a_change_of_metre_are_refused_with_the_bars_to_give(tiny_composer):
+    from musedraft.composer import regenerate  # noqa: PLC0415
+
+    piece = make_score([(60 + i % 5, i, 1) for i in range(16)] + [(64, 16 + 3 * b, 3) for b in range(3)])
+    piece.time_signatures.append(TimeSignature(16 * 480, 3, 4))
+    with pytest.raises(RequestError, match="Bars 3-6 cross the change of metre at bar 5.*bars 3-4 and 5-6"):
+        regenerate(piece, bars=(3, 6), model=tiny_composer)
+    with pytest.raises(RequestError, match="within 1-7"):
+        regenerate(piece, bars=(6, 8), model=tiny_composer)
 
 
 def test_a_track_named_only_with_spaces_is_named_for_its_instrument(tmp_path, tiny_composer):

@@ -273,7 +273,7 @@ def compose_candidates(n: int, style: str | None = None, *, scene: str | None = 
     for stream, r in zip(streams, reqs, strict=True):
         score = _to_score(composer, header + stream, -shift, tracks, numbered_names(insts),
                           [i.program for i in insts], r)
-        drafts.append(_finish(score, r, composer, repair, dict(timings), t0, cadence=not loop))
+        drafts.append(_finish(score, r, composer, repair, dict(timings), t0, closing=None if loop else (r.bars - 1) * _bar_ticks(r)))
     return drafts
 
 
@@ -432,9 +432,10 @@ def _merge_unisons(track: Track) -> None:
 
 
 def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, timings: dict, t0: float,
-            cadence: bool = False, bars: tuple[int, int] | None = None):
+            closing: int | None = None, bars: tuple[int, int] | None = None):
     """The Draft of a score: repaired (only `bars`, first to last, where the rest is the user's music
-    and stays as they wrote it), the closing chord kept, the report and timings recorded."""
+    and stays as they wrote it), the closing chord (the bar from tick `closing`, if it closes on a
+    cadence) kept, the report and timings recorded."""
     from musedraft.draft import Draft  # noqa: PLC0415
 
     report = None
@@ -449,14 +450,13 @@ def _finish(score: Score, req: Request, composer: Composer, do_repair: bool, tim
         config = HarmonyConfig.for_style(req.style)
         result = harmony_repair(score, config, bars=bars, loop=req.loop)
         edits, repaired = result.edits, result.score
-        if cadence:  # the closing chord was written to the key's tonic on purpose: repair keeps it
-            last_bar = (req.bars - 1) * _bar_ticks(req)
-            repaired = _with_last_bar(repaired, score, last_bar)
-            edits = [e for e in edits if e.time < last_bar]
+        if closing is not None:  # the closing chord was written to the key's tonic on purpose: repair keeps it
+            repaired = _with_last_bar(repaired, score, closing)
+            edits = [e for e in edits if e.time < closing]
         score = repaired
         report = {"edits": [e.to_dict() for e in edits],
                   "findings_before": [f.to_dict() for f in result.findings_before],
-                  "findings_after": [f.to_dict() for f in (check(score, config) if cadence else result.findings_after)],
+                  "findings_after": [f.to_dict() for f in (check(score, config) if closing is not None else result.findings_after)],
                   "notes": sum(len(t.notes) for t in score.tracks)}
         timings["repair"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
@@ -617,8 +617,103 @@ def _padded_pickup(score: Score) -> Score:
     return out
 
 
-def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int, at_bar: int | None = None) -> _Prepared:
-    """A user's score in the model's terms: normalised line tracks, header, stream, and how to map back.
+def _user_score(source) -> tuple[Score, dict | None]:
+    """A user's music (a MIDI path or bytes, a Score, a Draft) at the model's resolution, a pickup padded,
+    with the request it was composed with (a Draft's) or None."""
+    score, request = _primer_parts(source)
+    return _padded_pickup(score).resample(TPQ), request
+
+
+@dataclass(frozen=True)
+class _Stretch:
+    """Bars of a piece in one metre, from tick `start` to `end` (None: to the end), after `before` bars."""
+
+    start: int
+    end: int | None
+    before: int
+    bars: int | None  # how many bars it has (None for the last: as many as its music)
+    metre: tuple[int, int]
+
+    def holds(self, bar: int) -> bool:
+        return bar > self.before and (self.bars is None or bar <= self.before + self.bars)
+
+
+def _stretches(score: Score) -> list[_Stretch]:
+    """The piece cut where its metre changes: the model writes one metre at a time."""
+    changes: list[tuple[int, tuple[int, int]]] = []
+    for ts in sorted(score.time_signatures, key=lambda ts: ts.time):
+        metre = (int(ts.numerator), int(ts.denominator))
+        if not changes or metre != changes[-1][1]:
+            changes.append((int(ts.time), metre))
+    changes = changes or [(0, (4, 4))]
+    out, before = [], 0
+    for k, (tick, metre) in enumerate(changes):
+        start = 0 if k == 0 else tick
+        end = changes[k + 1][0] if k + 1 < len(changes) else None
+        bars = None if end is None else -(-(end - start) // (score.ticks_per_quarter * 4 * metre[0] // metre[1]))
+        out.append(_Stretch(start, end, before, bars, metre))
+        before += bars or 0
+    return out
+
+
+def _window(score: Score, stretch: _Stretch) -> Score:
+    """The music of one stretch on its own, from tick 0: the notes struck in it, the tempo and key in force
+    where it starts and those changing within it, its metre, markers, controllers and bends."""
+    end = math.inf if stretch.end is None else stretch.end
+    inside = lambda e: stretch.start <= e.time < end  # noqa: E731
+    out = score.copy()
+    for events in (out.tempos, out.key_signatures):
+        kept = [e.copy() for e in events if inside(e)]
+        earlier = [e for e in events if e.time <= stretch.start]
+        if earlier and not any(e.time == stretch.start for e in kept):
+            in_force = max(earlier, key=lambda e: e.time).copy()
+            in_force.time = stretch.start
+            kept.insert(0, in_force)
+        events.clear()
+        events.extend(kept)
+    out.time_signatures = type(out.time_signatures)([TimeSignature(stretch.start, *stretch.metre)])
+    out.markers.filter(lambda m: inside(m) and m.text not in LOOP_MARKERS, inplace=True)
+    for track in out.tracks:
+        for events in (track.notes, track.controls, track.pitch_bends, track.pedals):
+            events.filter(inside, inplace=True)
+    return out.shift_time(-stretch.start)
+
+
+def _spliced(score: Score, window: Score, written: Score, stretch: _Stretch) -> Score:
+    """`score` with one stretch's music as `written` (the window's music, continued or rewritten) has it:
+    everything before and after the stretch as the user wrote it, the tempo, metre and key changes theirs."""
+    end = math.inf if stretch.end is None else stretch.end
+    out = score.copy()
+    out.markers.filter(lambda m: m.text not in LOOP_MARKERS, inplace=True)
+    if not len(out.key_signatures):  # the key the window was read in
+        out.key_signatures.extend(ks.copy() for ks in written.key_signatures[:1])
+    placed = written.shift_time(stretch.start)
+    present = [i for i, t in enumerate(window.tracks) if len(t.notes)]  # the window's tracks that `written` holds
+    for i, track in zip(present, placed.tracks, strict=True):
+        mine = out.tracks[i]
+        mine.name = track.name
+        for attr in ("notes", "controls", "pitch_bends", "pedals"):
+            kept = [e for e in getattr(mine, attr) if not stretch.start <= e.time < end] + list(getattr(track, attr))
+            events = getattr(mine, attr)
+            events.clear()
+            events.extend(sorted((e.copy() for e in kept), key=lambda e: e.time))
+    return out
+
+
+def _bars_of(score: Score) -> int:
+    """How many bars a score's notes reach into, across its changes of metre."""
+    import numpy as np  # noqa: PLC0415
+
+    from musedraft.harmony.meter import Meter  # noqa: PLC0415
+
+    last = max((n.end - 1 for t in score.tracks for n in t.notes), default=0)
+    return int(Meter(score).bar_beat(np.array([last]))[0][0])
+
+
+def _prepare(composer: Composer, score: Score, request: dict | None, style: str | None, bars: int, seed: int,
+             at_bar: int | None = None) -> _Prepared:
+    """A user's score (`_user_score`, in one metre) in the model's terms: normalised line tracks, header,
+    stream, and how to map back.
 
     The new music is written in the key in force where it starts, bar `at_bar` (None: after the end):
     a primer that modulates goes on in the key it reached, not the one it set out in.
@@ -628,17 +723,7 @@ def _prepare(composer: Composer, source, style: str | None, bars: int, seed: int
     """
     from musedraft.score import tempo_bpm, ticks_per_bar, time_signature  # noqa: PLC0415
 
-    score, request = _primer_parts(source)
-    score = _padded_pickup(score)
-    metres = [(int(ts.numerator), int(ts.denominator), int(ts.time)) for ts in score.time_signatures]
-    changes = [m for m, previous in zip(metres[1:], metres, strict=False) if m[:2] != previous[:2]]
-    if changes:
-        num, den, tick = changes[0]
-        bar = 1 + tick // max(1, score.ticks_per_quarter * 4 * metres[0][0] // metres[0][1])
-        raise RequestError(f"The music changes metre ({metres[0][0]}/{metres[0][1]} to {num}/{den} at bar {bar}); "
-                           "musedraft writes one metre a piece: cut the file at the change and give either part.")
     tok = composer.tokenizer
-    score = score.resample(TPQ)
     modelled = [i for i, t in enumerate(score.tracks) if not t.is_drum and len(t.notes)][: tok.vocab.config.max_tracks]
     pitched = [score.tracks[i] for i in modelled]
     programs = [int(t.program) for t in pitched]
@@ -696,24 +781,32 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
             they were, with no new bars.
         bars: how many new bars to add after the primer's last bar.
     Returns:
-        A Draft holding the primer followed by the continuation, in the primer's key, tempo and metre.
+        A Draft holding the primer followed by the continuation, in the key, tempo and metre the primer
+        ends in (a primer that changes metre is read from its last change on: the model writes one metre).
     """
     t0 = time.perf_counter()
     bars, seed = _whole("bars", bars, 1, 256), _whole("seed", seed, 0, MAX_SEED)
     composer = model if isinstance(model, Composer) else load_model(model)
-    p = _prepare(composer, primer, style, bars, seed)
+    whole, request = _user_score(primer)
+    last = _stretches(whole)[-1]  # a piece that changes metre goes on from its last stretch, in its metre
+    window = _window(whole, last) if last.start else whole
+    p = _prepare(composer, window, request, style, bars, seed)
     primer_bars = len(composer.tokenizer.bar_starts(p.stream))
     cfg = _sampling(temperature, top_p, p.request.density)
     t1 = time.perf_counter()
     new = _generate(composer, p.header, p.stream, bars, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None,
                     tracks=p.track_of_line, drums=p.drums, primer=True)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
-    p.request.bars = primer_bars + bars
     written = (primer_bars + 1, primer_bars + bars)
+    p.request.bars = primer_bars + bars  # in the window: nothing rings past its last bar
     score = p.to_score(composer, p.header + p.stream + new, written)
     bar = _bar_ticks(p.request)
     score.tracks = [carry_on(t, bar, primer_bars, bars, composer.grid) if t.is_drum else t for t in score.tracks]
-    return _finish(score, p.request, composer, repair, timings, t0, cadence=True, bars=written)
+    if last.start:
+        score = _spliced(whole, window, score, last)
+    p.request.bars += last.before
+    return _finish(score, p.request, composer, repair, timings, t0, closing=last.start + (primer_bars + bars - 1) * bar,
+                   bars=(last.before + written[0], last.before + written[1]))
 
 
 def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed: int = 0, repair: bool = True,
@@ -724,21 +817,37 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
     The new bars are written with both sides in view (fill-in-the-middle), so they lead into what
     follows; regenerating the final bars writes a new cadence instead, or, in a loop, bars that lead
     back into the opening. The repair edits the new bars only (in a loop, hearing the join too); the
-    others keep their notes and velocities, and drum tracks come back as they were.
+    others keep their notes and velocities, and drum tracks come back as they were. In a piece that
+    changes metre the bars must lie in one metre, and the model reads that stretch alone.
     `loop`: whether the piece loops; None takes the source's word (a loop Draft, or the MIDI file of one).
     """
     t0 = time.perf_counter()
     seed = _whole("seed", seed, 0, MAX_SEED)
     composer = model if isinstance(model, Composer) else load_model(model)
-    p = _prepare(composer, source, style, 0, seed, at_bar=bar_range(bars)[0])
+    whole, request = _user_score(source)
+    asked = bar_range(bars)
+    stretches = _stretches(whole)
+    stretch = next(s for s in stretches if s.holds(asked[0]))  # the last holds every bar after it
+    if not stretch.holds(asked[1]):  # a change of metre falls among the bars
+        change = stretch.before + stretch.bars + 1
+        raise RequestError(f"Bars {asked[0]}-{asked[1]} cross the change of metre at bar {change}; musedraft writes one "
+                           f"metre at a time: regenerate bars {asked[0]}-{change - 1} and {change}-{asked[1]} separately.")
+    windowed = len(stretches) > 1
+    window = _window(whole, stretch) if windowed else whole
+    p = _prepare(composer, window, request, style, 0, seed, at_bar=asked[0] - stretch.before)
     starts = list(composer.tokenizer.bar_starts(p.stream)) + [len(p.stream)]
     total = len(starts) - 1
-    first, last = bar_range(bars, total)
+    if asked[1] - stretch.before > total:
+        raise RequestError(f"bars={bars} must lie within 1-{stretch.before + total} (the music has {stretch.before + total} bars).")
+    first, last = asked[0] - stretch.before, asked[1] - stretch.before
     prefix, suffix = p.stream[: starts[first - 1]], p.stream[starts[last]:]
     cfg = _sampling(temperature, top_p, p.request.density)
     t1 = time.perf_counter()
     n = last - first + 1
-    p.request.loop = p.loops if loop is None else bool(loop)
+    # a piece that changes metre is rewritten within one stretch, as a piece: what comes round, or after
+    # the stretch in another metre, the model cannot read
+    p.request.loop = not windowed and (p.loops if loop is None else bool(loop))
+    closes = not p.request.loop and stretch.end is None
     # what the new bars come from and lead into: going round a loop, the end comes before the opening
     before, after = (prefix or suffix, suffix or prefix) if p.request.loop else (prefix, suffix)
     if after:
@@ -746,9 +855,14 @@ def regenerate(source, bars: tuple[int, int], *, style: str | None = None, seed:
         middle = _generate(composer, fixed, [], n, p.ranges, p.mode, p.request, cfg, cadence=False, tempo=None,
                            tracks=p.track_of_line, drums=p.drums, primer=True)[0]
     else:
-        middle = _generate(composer, p.header, prefix, n, p.ranges, p.mode, p.request, cfg, cadence=not p.request.loop,
+        middle = _generate(composer, p.header, prefix, n, p.ranges, p.mode, p.request, cfg, cadence=closes,
                            tempo=None, tracks=p.track_of_line, drums=p.drums, primer=True)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
-    p.request.bars = total
+    p.request.bars = total  # in the window: nothing rings past its last bar
     score = p.to_score(composer, p.header + prefix + middle + suffix, (first, last))
-    return _finish(score, p.request, composer, repair, timings, t0, cadence=not after, bars=(first, last))
+    if windowed:
+        score = _spliced(whole, window, score, stretch)
+        p.request.bars = _bars_of(score)
+    closing = stretch.start + (total - 1) * _bar_ticks(p.request) if closes and not after else None
+    return _finish(score, p.request, composer, repair, timings, t0, closing=closing,
+                   bars=(stretch.before + first, stretch.before + last))
