@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from musedraft.files import atomic_path, check_writable
 from musedraft.instruments import track_names
-from musedraft.score import ticks_per_bar
+from musedraft.score import bar_lines
 
 if TYPE_CHECKING:
     from symusic import Score
@@ -50,9 +50,8 @@ def piano_roll_png(
 
     path = check_writable(path, force)
     tpq = score.ticks_per_quarter
-    bar = ticks_per_bar(score)
-    end = max(score.end(), bar)
-    n_bars = -(-end // bar)
+    lines = bar_lines(score)
+    n_bars = len(lines) - 1
     width = min(24.0, max(8.0, 0.45 * n_bars + 2))
     fig = Figure(figsize=(width, 5.0), dpi=_DPI)
     ax = fig.subplots()
@@ -74,12 +73,12 @@ def piano_roll_png(
         handles.append(Patch(facecolor=colour, edgecolor="black", label=label))
     if bars_marked:
         step = 1 if n_bars <= 32 else 4
-        for b in range(n_bars + 1):
-            x = b * bar / tpq
+        for b, tick in enumerate(lines):
+            x = tick / tpq
             ax.axvline(x, color="0.55", linewidth=0.6 if b % step else 1.0, zorder=0)
             if b < n_bars and b % step == 0:
                 ax.text(x + 0.05, 1.0, str(b + 1), transform=ax.get_xaxis_transform(), fontsize=7, va="bottom", color="0.3")
-    ax.set_xlim(0, n_bars * bar / tpq)
+    ax.set_xlim(0, lines[-1] / tpq)
     ax.set_ylim(low - 2, high + 2)
     ax.set_xlabel("quarter notes")
     ax.set_ylabel("MIDI pitch")

@@ -21,6 +21,7 @@ __all__ = [
     "load_midi",
     "ticks_per_bar",
     "bar_count",
+    "bar_lines",
     "first_bars",
     "time_signature",
     "units_per_beat",
@@ -217,6 +218,26 @@ def tempo_bpm(score: Score) -> float:
 def ticks_per_bar(score: Score) -> int:
     num, den = time_signature(score)
     return score.ticks_per_quarter * 4 * num // den
+
+
+def bar_lines(score: Score) -> list[int]:
+    """Ticks of the bar lines from the start to the end of the last bar the music touches, across
+    changes of metre (a signature between bar lines takes effect at the next one).
+
+    >>> from symusic import Note, TimeSignature, Track
+    >>> s = Score(4); s.time_signatures.append(TimeSignature(0, 4, 4)); s.time_signatures.append(TimeSignature(32, 3, 4))
+    >>> t = Track(); t.notes.append(Note(0, 40, 60, 80)); s.tracks.append(t)
+    >>> bar_lines(s)
+    [0, 16, 32, 44]
+    """
+    signatures = sorted(score.time_signatures, key=lambda ts: ts.time)
+    metres = [(int(ts.time), int(ts.numerator), int(ts.denominator)) for ts in signatures] or [(0, 4, 4)]
+    end, lines, k = max(score.end(), 1), [0], 0
+    while lines[-1] < end:
+        while k + 1 < len(metres) and metres[k + 1][0] <= lines[-1]:
+            k += 1
+        lines.append(lines[-1] + score.ticks_per_quarter * 4 * metres[k][1] // metres[k][2])
+    return lines
 
 
 def bar_count(score: Score) -> int:
