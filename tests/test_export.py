@@ -223,6 +223,33 @@ def test_unnamed_tracks_are_written_named_for_their_instruments():
     assert [p.partName for p in to_music21(s).parts] == ["Violin 1", "Violin 2", "Acoustic Bass", "drums"]
 
 
+def test_a_change_of_metre_after_an_incomplete_bar_gets_a_bar_of_its_own():
+    """4/4 for a bar and a half, then 3/8 (a movement that ends short, as in Beethoven's op. 132): music21
+    built bars of negative length from it and its MusicXML export failed. The half bar is written in 2/4."""
+    s = song(("violin", 40, [(beat, 1, 72 + beat % 5) for beat in range(6)] + [(6 + 1.5 * b, 1.5, 74) for b in range(2)], False),
+             ts=(4, 4))
+    s.time_signatures.append(TimeSignature(6 * TPQ, 3, 8))
+    back = converter.parse(musicxml_bytes(to_music21(s)), format="musicxml")
+    bars = [(m.number, m.barDuration.quarterLength) for m in back.parts[0].getElementsByClass(stream.Measure)]
+    assert bars == [(1, 4.0), (2, 2.0), (3, 1.5), (4, 1.5)]
+    assert [n.offset for n in back.flatten().notes] == [0, 1, 2, 3, 4, 5, 6, 7.5]
+
+
+def test_music_music21_cannot_notate_is_a_notation_error_and_nothing_is_written(tmp_path, monkeypatch):
+    from music21.musicxml.xmlObjects import MusicXMLExportException  # noqa: PLC0415
+
+    import musedraft.notation  # noqa: PLC0415
+    from musedraft.errors import NotationError  # noqa: PLC0415
+
+    def fails(m21):
+        raise MusicXMLExportException("Cannot convert durations without types to MusicXML.")
+
+    monkeypatch.setattr(musedraft.notation, "musicxml_bytes", fails)
+    with pytest.raises(NotationError, match="t.musicxml: music21 could not write .* durations without types"):
+        write_musicxml(trio(), tmp_path / "t.musicxml", "D major")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_file_of_ours_read_and_written_again_is_the_same_file():
     """Our MIDI repeats the key signature in every instrument track (MuseScore reads keys only there);
     symusic gathers them all, so each read and save (`musedraft repair` on a saved draft) multiplied

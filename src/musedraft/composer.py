@@ -33,7 +33,15 @@ from musedraft.instruments import (
     register_of,
     track_names,
 )
-from musedraft.score import LOOP_MARKERS, bar_range, in_voice_order, is_marked_loop, most_at_once, voice_order
+from musedraft.score import (
+    LOOP_MARKERS,
+    bar_range,
+    in_voice_order,
+    is_marked_loop,
+    metre_at_bar_lines,
+    most_at_once,
+    voice_order,
+)
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
 
 if TYPE_CHECKING:
@@ -621,7 +629,7 @@ def _user_score(source) -> tuple[Score, dict | None]:
     """A user's music (a MIDI path or bytes, a Score, a Draft) at the model's resolution, a pickup padded,
     with the request it was composed with (a Draft's) or None."""
     score, request = _primer_parts(source)
-    return _padded_pickup(score).resample(TPQ), request
+    return metre_at_bar_lines(_padded_pickup(score)).resample(TPQ), request
 
 
 @dataclass(frozen=True)
@@ -685,7 +693,7 @@ def _spliced(score: Score, window: Score, written: Score, stretch: _Stretch) -> 
     end = math.inf if stretch.end is None else stretch.end
     out = score.copy()
     out.markers.filter(lambda m: m.text not in LOOP_MARKERS, inplace=True)
-    if not len(out.key_signatures):  # the key the window was read in
+    if not len(out.key_signatures):  # the key the window was read in (estimated), for the whole piece
         out.key_signatures.extend(ks.copy() for ks in written.key_signatures[:1])
     placed = written.shift_time(stretch.start)
     present = [i for i, t in enumerate(window.tracks) if len(t.notes)]  # the window's tracks that `written` holds
@@ -746,8 +754,8 @@ def _prepare(composer: Composer, score: Score, request: dict | None, style: str 
     line_insts, track_of_line = ([xs[j] for j in order] for xs in (line_insts, track_of_line))
     if len({key_of_signature(ks) for ks in score.key_signatures}) > 1:
         at = math.inf if at_bar is None else (at_bar - 1) * ticks_per_bar(score)
-        in_force = [ks for ks in sorted(score.key_signatures, key=lambda ks: ks.time) if ks.time <= at]
-        key = key_of_signature((in_force or list(score.key_signatures))[-1 if in_force else 0])
+        signatures = sorted(score.key_signatures, key=lambda ks: ks.time)
+        key = key_of_signature(([ks for ks in signatures if ks.time <= at] or signatures[:1])[-1])
     else:
         key = (request or {}).get("key") or estimate_key(score)
     style = check_style(style or (request or {}).get("style") or "classical")

@@ -48,6 +48,10 @@ class SoundFontError(RenderError):
     """No usable General MIDI sound font was found."""
 
 
+class NotationError(MusedraftError):
+    """music21 could not write the music as MusicXML (the MIDI file holds all of it)."""
+
+
 class OutputExistsError(MusedraftError, FileExistsError):
     """An output file exists and overwriting was not asked for (pass force=True / --force)."""
 

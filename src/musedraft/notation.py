@@ -15,10 +15,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from musedraft.errors import MusedraftError, NotationError
 from musedraft.export import key_of_signature, key_signature, midi_bytes
 from musedraft.files import atomic_path, check_writable
 from musedraft.instruments import instrument_of_track, track_names
-from musedraft.score import LOOP_MARKERS, most_at_once
+from musedraft.score import LOOP_MARKERS, metre_at_bar_lines, most_at_once
 
 if TYPE_CHECKING:
     import music21
@@ -85,6 +86,7 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     from music21 import metadata, midi, tempo  # noqa: PLC0415
     from music21.midi import translate  # noqa: PLC0415
 
+    score = metre_at_bar_lines(score)
     keys = _keys(score, key)
     named = [(t, name) for t, name in zip(score.tracks, track_names(score.tracks), strict=True) if len(t.notes)]
     kept, names = [t for t, _ in named], [name for _, name in named]
@@ -250,9 +252,18 @@ def write_musicxml(
 
     Raises:
         OutputExistsError: `path` exists and `force` is False (checked before any work).
+        NotationError: music21 could not write the music (it raises its own exceptions, from deep
+            inside its MIDI import or MusicXML export, on music it cannot notate).
     """
     path = check_writable(path, force)
-    data = musicxml_bytes(to_music21(score, key, title=title))
+    try:
+        data = musicxml_bytes(to_music21(score, key, title=title))
+    except MusedraftError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (music21's own exceptions, of several classes)
+        raise NotationError(f"{path.name}: music21 could not write this music as MusicXML ({exc}). The MIDI "
+                            "file holds all of it: write it alone with musedraft.export.write_midi, and open it "
+                            "in a notation program.") from exc
     with atomic_path(path, force=True) as tmp:
         tmp.write_bytes(data)
     return path

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from symusic import Score
+from symusic import Score, TimeSignature
 
 from musedraft.errors import InvalidMidiError, RequestError
 
@@ -22,6 +22,7 @@ __all__ = [
     "ticks_per_bar",
     "bar_count",
     "bar_lines",
+    "metre_at_bar_lines",
     "first_bars",
     "time_signature",
     "units_per_beat",
@@ -110,6 +111,7 @@ def _validated(score: Score, name: str) -> Score:
     score.key_signatures.filter(lambda e: -7 <= e.key <= 7 and e.tonality in (0, 1), inplace=True)
     score.time_signatures = _distinct(score.time_signatures, lambda e: (e.time, e.numerator, e.denominator))
     score.tempos = _distinct(score.tempos, lambda e: (e.time, e.mspq))
+    score = metre_at_bar_lines(score)
     if score.start() < 0:  # symusic keeps ticks in int32: deltas past 2**31 wrap around
         raise InvalidMidiError(f"{name}: event times overflow (absurd tick values); re-export the file.")
     if len(score.tempos) and score.tempos.numpy()["mspq"].min() <= 0:
@@ -218,6 +220,34 @@ def tempo_bpm(score: Score) -> float:
 def ticks_per_bar(score: Score) -> int:
     num, den = time_signature(score)
     return score.ticks_per_quarter * 4 * num // den
+
+
+def metre_at_bar_lines(score: Score) -> Score:
+    """The score with every change of metre on a bar line: a change that falls between bar lines (after
+    an incomplete bar, as where a movement ends short) gets a time signature of its own for that short
+    bar, as a notation program writes it (2/4 for half a bar of 4/4). music21 built bars of negative
+    length from such a file, and the bars after the change were numbered differently by each reader.
+
+    >>> from symusic import TimeSignature
+    >>> s = Score(4); s.time_signatures.append(TimeSignature(0, 4, 4)); s.time_signatures.append(TimeSignature(24, 3, 8))
+    >>> [(ts.time, ts.numerator, ts.denominator) for ts in metre_at_bar_lines(s).time_signatures]
+    [(0, 4, 4), (16, 2, 4), (24, 3, 8)]
+    """
+    signatures = sorted(score.time_signatures, key=lambda ts: ts.time)
+    short = []
+    for ts, change in zip(signatures, signatures[1:], strict=False):
+        bar = score.ticks_per_quarter * 4 * int(ts.numerator) // int(ts.denominator)
+        line = ts.time + (change.time - ts.time) // bar * bar
+        rest = change.time - line
+        fits = [d for d in (4, 8, 16, 32) if rest * d % (4 * score.ticks_per_quarter) == 0]
+        if rest and fits:
+            short.append(TimeSignature(line, rest * fits[0] // (4 * score.ticks_per_quarter), fits[0]))
+    if not short:
+        return score
+    out = score.copy()
+    out.time_signatures.extend(short)
+    out.time_signatures.sort()
+    return out
 
 
 def bar_lines(score: Score) -> list[int]:
