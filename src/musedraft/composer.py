@@ -38,8 +38,8 @@ from musedraft.score import (
     bar_range,
     in_voice_order,
     is_marked_loop,
-    metre_at_bar_lines,
     most_at_once,
+    tidy_metre,
     voice_order,
 )
 from musedraft.tokenizer import Controls, normalising_shift, parse_key, transpose
@@ -629,7 +629,7 @@ def _user_score(source) -> tuple[Score, dict | None]:
     """A user's music (a MIDI path or bytes, a Score, a Draft) at the model's resolution, a pickup padded,
     with the request it was composed with (a Draft's) or None."""
     score, request = _primer_parts(source)
-    return metre_at_bar_lines(_padded_pickup(score)).resample(TPQ), request
+    return tidy_metre(_padded_pickup(score)).resample(TPQ), request
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from musedraft.errors import MusedraftError, NotationError
 from musedraft.export import key_of_signature, key_signature, midi_bytes
 from musedraft.files import atomic_path, check_writable
 from musedraft.instruments import instrument_of_track, track_names
-from musedraft.score import LOOP_MARKERS, metre_at_bar_lines, most_at_once
+from musedraft.score import LOOP_MARKERS, most_at_once, tidy_metre
 
 if TYPE_CHECKING:
     import music21
@@ -86,7 +86,7 @@ def to_music21(score: Score, key: str | None = None, *, title: str | None = None
     from music21 import metadata, midi, tempo  # noqa: PLC0415
     from music21.midi import translate  # noqa: PLC0415
 
-    score = metre_at_bar_lines(score)
+    score = tidy_metre(score)
     keys = _keys(score, key)
     named = [(t, name) for t, name in zip(score.tracks, track_names(score.tracks), strict=True) if len(t.notes)]
     kept, names = [t for t, _ in named], [name for _, name in named]

@@ -22,7 +22,7 @@ __all__ = [
     "ticks_per_bar",
     "bar_count",
     "bar_lines",
-    "metre_at_bar_lines",
+    "tidy_metre",
     "first_bars",
     "time_signature",
     "units_per_beat",
@@ -111,7 +111,7 @@ def _validated(score: Score, name: str) -> Score:
     score.key_signatures.filter(lambda e: -7 <= e.key <= 7 and e.tonality in (0, 1), inplace=True)
     score.time_signatures = _distinct(score.time_signatures, lambda e: (e.time, e.numerator, e.denominator))
     score.tempos = _distinct(score.tempos, lambda e: (e.time, e.mspq))
-    score = metre_at_bar_lines(score)
+    score = tidy_metre(score)
     if score.start() < 0:  # symusic keeps ticks in int32: deltas past 2**31 wrap around
         raise InvalidMidiError(f"{name}: event times overflow (absurd tick values); re-export the file.")
     if len(score.tempos) and score.tempos.numpy()["mspq"].min() <= 0:
@@ -222,30 +222,36 @@ def ticks_per_bar(score: Score) -> int:
     return score.ticks_per_quarter * 4 * num // den
 
 
-def metre_at_bar_lines(score: Score) -> Score:
-    """The score with every change of metre on a bar line: a change that falls between bar lines (after
-    an incomplete bar, as where a movement ends short) gets a time signature of its own for that short
-    bar, as a notation program writes it (2/4 for half a bar of 4/4). music21 built bars of negative
-    length from such a file, and the bars after the change were numbered differently by each reader.
+def tidy_metre(score: Score) -> Score:
+    """The score's time signatures as a reader needs them. A change of metre that falls between bar
+    lines (after an incomplete bar, as where a movement ends short) gets a time signature of its own for
+    that short bar, as a notation program writes it (2/4 for half a bar of 4/4): music21 built bars of
+    negative length from such a file, and each reader numbered the bars after it differently. Before the
+    first signature the music is in 4/4, as MIDI has it. A signature after the last note struck times no
+    music, and would give bars added after the end its metre: it is dropped.
 
-    >>> from symusic import TimeSignature
+    >>> from symusic import Note, TimeSignature, Track
     >>> s = Score(4); s.time_signatures.append(TimeSignature(0, 4, 4)); s.time_signatures.append(TimeSignature(24, 3, 8))
-    >>> [(ts.time, ts.numerator, ts.denominator) for ts in metre_at_bar_lines(s).time_signatures]
+    >>> s.time_signatures.append(TimeSignature(36, 2, 4)); t = Track(); t.notes.append(Note(30, 4, 60, 80)); s.tracks.append(t)
+    >>> [(ts.time, ts.numerator, ts.denominator) for ts in tidy_metre(s).time_signatures]
     [(0, 4, 4), (16, 2, 4), (24, 3, 8)]
     """
-    signatures = sorted(score.time_signatures, key=lambda ts: ts.time)
-    short = []
+    last = max((int(n.time) for t in score.tracks for n in t.notes), default=0)
+    signatures = sorted((ts for ts in score.time_signatures if ts.time <= last), key=lambda ts: ts.time)
+    added = [TimeSignature(0, 4, 4)] if signatures and signatures[0].time > 0 else []
+    signatures = added + signatures
     for ts, change in zip(signatures, signatures[1:], strict=False):
         bar = score.ticks_per_quarter * 4 * int(ts.numerator) // int(ts.denominator)
         line = ts.time + (change.time - ts.time) // bar * bar
         rest = change.time - line
         fits = [d for d in (4, 8, 16, 32) if rest * d % (4 * score.ticks_per_quarter) == 0]
         if rest and fits:
-            short.append(TimeSignature(line, rest * fits[0] // (4 * score.ticks_per_quarter), fits[0]))
-    if not short:
+            added.append(TimeSignature(line, rest * fits[0] // (4 * score.ticks_per_quarter), fits[0]))
+    if not added and len(signatures) == len(score.time_signatures):
         return score
     out = score.copy()
-    out.time_signatures.extend(short)
+    out.time_signatures.filter(lambda ts: ts.time <= last, inplace=True)
+    out.time_signatures.extend(added)
     out.time_signatures.sort()
     return out
 
