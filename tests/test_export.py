@@ -235,6 +235,15 @@ def test_a_change_of_metre_after_an_incomplete_bar_gets_a_bar_of_its_own():
     assert [n.offset for n in back.flatten().notes] == [0, 1, 2, 3, 4, 5, 6, 7.5]
 
 
+def test_music_before_the_first_time_signature_is_in_four_four():
+    # an Essen tune as music21 converted it: its only signature, 3/4, comes a bar and a half in
+    s = song(("flute", 73, [(beat, 1, 72 + beat % 5) for beat in range(12)], False), ts=(3, 4))
+    s.time_signatures[0].time = 6 * TPQ
+    back = converter.parse(musicxml_bytes(to_music21(s)), format="musicxml")
+    bars = [m.barDuration.quarterLength for m in back.parts[0].getElementsByClass(stream.Measure)]
+    assert bars == [4.0, 2.0, 3.0, 3.0]
+
+
 def test_music_music21_cannot_notate_is_a_notation_error_and_nothing_is_written(tmp_path, monkeypatch):
     from music21.musicxml.xmlObjects import MusicXMLExportException  # noqa: PLC0415
 
