@@ -629,7 +629,7 @@ def _user_score(source) -> tuple[Score, dict | None]:
     """A user's music (a MIDI path or bytes, a Score, a Draft) at the model's resolution, a pickup padded,
     with the request it was composed with (a Draft's) or None."""
     score, request = _primer_parts(source)
-    return tidy_metre(_padded_pickup(score)).resample(TPQ), request
+    return _padded_pickup(tidy_metre(score)).resample(TPQ), request
 
 
 @dataclass(frozen=True)

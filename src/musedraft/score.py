@@ -111,7 +111,6 @@ def _validated(score: Score, name: str) -> Score:
     score.key_signatures.filter(lambda e: -7 <= e.key <= 7 and e.tonality in (0, 1), inplace=True)
     score.time_signatures = _distinct(score.time_signatures, lambda e: (e.time, e.numerator, e.denominator))
     score.tempos = _distinct(score.tempos, lambda e: (e.time, e.mspq))
-    score = tidy_metre(score)
     if score.start() < 0:  # symusic keeps ticks in int32: deltas past 2**31 wrap around
         raise InvalidMidiError(f"{name}: event times overflow (absurd tick values); re-export the file.")
     if len(score.tempos) and score.tempos.numpy()["mspq"].min() <= 0:
@@ -223,12 +222,13 @@ def ticks_per_bar(score: Score) -> int:
 
 
 def tidy_metre(score: Score) -> Score:
-    """The score's time signatures as a reader needs them. A change of metre that falls between bar
-    lines (after an incomplete bar, as where a movement ends short) gets a time signature of its own for
-    that short bar, as a notation program writes it (2/4 for half a bar of 4/4): music21 built bars of
-    negative length from such a file, and each reader numbered the bars after it differently. Before the
-    first signature the music is in 4/4, as MIDI has it. A signature after the last note struck times no
-    music, and would give bars added after the end its metre: it is dropped.
+    """The score's time signatures as a reader needs them, for notation and for writing bar by bar.
+
+    A change of metre that falls between bar lines (after an incomplete bar, as where a movement ends
+    short) gets a time signature of its own for that short bar, as a notation program writes it (2/4 for
+    half a bar of 4/4): music21 built bars of negative length from such a file. Before the first
+    signature the music is in 4/4, as MIDI has it, and says so. A signature after the last note struck
+    times no music, and would give bars added after the end its metre: it is dropped.
 
     >>> from symusic import Note, TimeSignature, Track
     >>> s = Score(4); s.time_signatures.append(TimeSignature(0, 4, 4)); s.time_signatures.append(TimeSignature(24, 3, 8))
@@ -237,22 +237,27 @@ def tidy_metre(score: Score) -> Score:
     [(0, 4, 4), (16, 2, 4), (24, 3, 8)]
     """
     last = max((int(n.time) for t in score.tracks for n in t.notes), default=0)
-    signatures = sorted((ts for ts in score.time_signatures if ts.time <= last), key=lambda ts: ts.time)
-    added = [TimeSignature(0, 4, 4)] if signatures and signatures[0].time > 0 else []
-    signatures = added + signatures
-    for ts, change in zip(signatures, signatures[1:], strict=False):
-        bar = score.ticks_per_quarter * 4 * int(ts.numerator) // int(ts.denominator)
-        line = ts.time + (change.time - ts.time) // bar * bar
-        rest = change.time - line
+    given = sorted(score.time_signatures, key=lambda ts: ts.time)
+    metres = [(int(ts.time), int(ts.numerator), int(ts.denominator)) for ts in given if ts.time <= last]
+    if metres and metres[0][0] > 0:
+        metres.insert(0, (0, 4, 4))
+    tidy = []
+    for k, (tick, num, den) in enumerate(metres):
+        end = metres[k + 1][0] if k + 1 < len(metres) else None
+        bar = score.ticks_per_quarter * 4 * num // den
+        line = tick if end is None else tick + (end - tick) // bar * bar
+        rest = 0 if end is None else end - line
         fits = [d for d in (4, 8, 16, 32) if rest * d % (4 * score.ticks_per_quarter) == 0]
-        if rest and fits:
-            added.append(TimeSignature(line, rest * fits[0] // (4 * score.ticks_per_quarter), fits[0]))
-    if not added and len(signatures) == len(score.time_signatures):
+        if line > tick or not (rest and fits):
+            tidy.append((tick, num, den))
+        if rest and fits:  # the short bar before the change: in its own metre (replacing a bar too short for its own)
+            tidy.append((line, rest * fits[0] // (4 * score.ticks_per_quarter), fits[0]))
+        if len(tidy) > 1 and tidy[-1][1:] == tidy[-2][1:]:  # no change after all
+            tidy.pop()
+    if tidy == [(int(ts.time), int(ts.numerator), int(ts.denominator)) for ts in given]:
         return score
     out = score.copy()
-    out.time_signatures.filter(lambda ts: ts.time <= last, inplace=True)
-    out.time_signatures.extend(added)
-    out.time_signatures.sort()
+    out.time_signatures = type(out.time_signatures)([TimeSignature(*metre) for metre in tidy])
     return out
 
 
