@@ -361,6 +361,19 @@ def test_a_piece_that_changes_metre_is_continued_and_rewritten_one_metre_at_a_ti
         assert all(low <= e["time"] < high for e in again.repair["edits"]) and again.request["bars"] == 6
 
 
+def test_a_final_chord_held_through_a_bar_of_its_own_is_continued_after(tiny_composer):
+    """A primer whose last chord is struck in bar 2 and held through bar 3 is three bars long: the new bars
+    began in bar 3, under the held chord (the tokens hold the bars where notes are struck). A release a
+    little late, 10 ticks into bar 3, is no bar of its own."""
+    bar = 4 * TPQ
+    for held, first_new in ((2 * bar, 3 * bar), (bar + 10, 2 * bar)):
+        primer = make_score([(67, 0, 2), (69, 2, 2), (72, 4, held / TPQ)], [(48, 0, 4), (43, 4, held / TPQ)])
+        primer.key_signatures.append(KeySignature(0, 0, 0))
+        draft = continue_midi(primer, bars=1, model=tiny_composer, repair=False, seed=1)
+        new = [x for x in notes_of(draft.score) if x not in notes_of(primer)]
+        assert new and min(x[1] for x in new) >= first_new and bar_count(draft.score) == first_new // bar + 1, held
+
+
 def _meta(track, kind: str) -> list:
     """(message, absolute tick) of the messages of one kind in a mido track."""
     tick, out = 0, []

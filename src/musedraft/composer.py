@@ -799,16 +799,22 @@ def continue_midi(primer, bars: int = 8, *, style: str | None = None, seed: int 
     last = _stretches(whole)[-1]  # a piece that changes metre goes on from its last stretch, in its metre
     window = _window(whole, last) if last.start else whole
     p = _prepare(composer, window, request, style, bars, seed)
-    primer_bars = len(composer.tokenizer.bar_starts(p.stream))
+    bar = _bar_ticks(p.request)
+    starts = composer.tokenizer.bar_starts(p.stream)
+    # the tokens hold bars where notes are struck; a final chord held on through a bar of its own (a beat
+    # or more: not a late release) is primer too, so the new bars begin after it, not under it
+    sounds = max((n.end for t in window.tracks if not t.is_drum for n in t.notes), default=0)
+    held = max(0, (sounds - TPQ) // bar + 1 - len(starts))
+    stream = p.stream + p.stream[starts[-1]: starts[-1] + 2] * held  # Bar, TimeSig: a bar with nothing struck
+    primer_bars = len(starts) + held
     cfg = _sampling(temperature, top_p, p.request.density)
     t1 = time.perf_counter()
-    new = _generate(composer, p.header, p.stream, bars, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None,
+    new = _generate(composer, p.header, stream, bars, p.ranges, p.mode, p.request, cfg, cadence=True, tempo=None,
                     tracks=p.track_of_line, drums=p.drums, primer=True)[0]
     timings = {"load": t1 - t0, "generate": time.perf_counter() - t1}
     written = (primer_bars + 1, primer_bars + bars)
     p.request.bars = primer_bars + bars  # in the window: nothing rings past its last bar
-    score = p.to_score(composer, p.header + p.stream + new, written)
-    bar = _bar_ticks(p.request)
+    score = p.to_score(composer, p.header + stream + new, written)
     score.tracks = [carry_on(t, bar, primer_bars, bars, composer.grid) if t.is_drum else t for t in score.tracks]
     if last.start:
         score = _spliced(whole, window, score, last)
