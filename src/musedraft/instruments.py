@@ -241,7 +241,8 @@ def numbered_names(insts: list[Instrument]) -> list[str]:
 def track_names(tracks) -> list[str]:
     """Each track's name as a reader should see it: its own, or, for an unnamed one (a type-0 file's
     channels, many a DAW's export), its instrument's, as compose() names its tracks ('Piano',
-    'Acoustic Bass'; 'Violin 1', 'Violin 2' where two share one), or 'drums'. They were 'program 0'."""
+    'Acoustic Bass'; 'Violin 1', 'Violin 2' where two share one), or 'drums', so the MIDI, the MusicXML
+    and the piano roll of a type-0 file name its parts as a reader knows them."""
     unnamed = [instrument_of_track(None, int(t.program)) for t in tracks if not t.is_drum and not t.name.strip()]
     defaults = iter(numbered_names(unnamed))
     return [t.name.strip() or ("drums" if t.is_drum else next(defaults)) for t in tracks]
