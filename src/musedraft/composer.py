@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import numbers
 import os
@@ -35,10 +36,13 @@ from musedraft.instruments import (
 )
 from musedraft.score import (
     LOOP_MARKERS,
+    bar_lines,
     bar_range,
     in_voice_order,
     is_marked_loop,
+    metre_segments,
     most_at_once,
+    ticks_per_bar,
     tidy_metre,
     voice_order,
 )
@@ -647,21 +651,12 @@ class _Stretch:
 
 
 def _stretches(score: Score) -> list[_Stretch]:
-    """The piece cut where its metre changes: the model writes one metre at a time."""
-    changes: list[tuple[int, tuple[int, int]]] = []
-    for ts in sorted(score.time_signatures, key=lambda ts: ts.time):
-        metre = (int(ts.numerator), int(ts.denominator))
-        if not changes or metre != changes[-1][1]:
-            changes.append((int(ts.time), metre))
-    changes = changes or [(0, (4, 4))]
-    out, before = [], 0
-    for k, (tick, metre) in enumerate(changes):
-        start = 0 if k == 0 else tick
-        end = changes[k + 1][0] if k + 1 < len(changes) else None
-        bars = None if end is None else -(-(end - start) // (score.ticks_per_quarter * 4 * metre[0] // metre[1]))
-        out.append(_Stretch(start, end, before, bars, metre))
-        before += bars or 0
-    return out
+    """The piece cut where its metre changes (bars counted as `metre_segments` counts them): the model
+    writes one metre at a time."""
+    every = metre_segments(score)
+    segments = [seg for k, seg in enumerate(every) if k == 0 or seg[3:] != every[k - 1][3:]]  # a repeated metre is no change
+    return [_Stretch(tick, nxt[0] if nxt else None, first, nxt[1] - first if nxt else None, (num, den))
+            for (tick, first, _, num, den), nxt in zip(segments, [*segments[1:], None], strict=True)]
 
 
 def _window(score: Score, stretch: _Stretch) -> Score:
@@ -710,12 +705,8 @@ def _spliced(score: Score, window: Score, written: Score, stretch: _Stretch) -> 
 
 def _bars_of(score: Score) -> int:
     """How many bars a score's notes reach into, across its changes of metre."""
-    import numpy as np  # noqa: PLC0415
-
-    from musedraft.harmony.meter import Meter  # noqa: PLC0415
-
     last = max((n.end - 1 for t in score.tracks for n in t.notes), default=0)
-    return int(Meter(score).bar_beat(np.array([last]))[0][0])
+    return bisect.bisect_right(bar_lines(score), last)
 
 
 def _prepare(composer: Composer, score: Score, request: dict | None, style: str | None, bars: int, seed: int,
@@ -729,7 +720,7 @@ def _prepare(composer: Composer, score: Score, request: dict | None, style: str 
     A keyboard track that plays chords is split into up to four lines (as compose() writes a piano),
     so its continuation plays chords too; the lines become one track again in the result.
     """
-    from musedraft.score import tempo_bpm, ticks_per_bar, time_signature  # noqa: PLC0415
+    from musedraft.score import tempo_bpm, time_signature  # noqa: PLC0415  (the name compose's argument has)
 
     tok = composer.tokenizer
     modelled = [i for i, t in enumerate(score.tracks) if not t.is_drum and len(t.notes)][: tok.vocab.config.max_tracks]

@@ -22,6 +22,7 @@ __all__ = [
     "ticks_per_bar",
     "bar_count",
     "bar_lines",
+    "metre_segments",
     "tidy_metre",
     "first_bars",
     "time_signature",
@@ -261,9 +262,33 @@ def tidy_metre(score: Score) -> Score:
     return out
 
 
+def metre_segments(score: Score) -> list[tuple[int, int, int, int, int]]:
+    """(tick, first bar (0-based), ticks per bar, numerator, denominator) of each time signature: how
+    the harmony checker, the piano roll and continue/regenerate all count bars. 4/4 until the first
+    signature, as MIDI has it; a change between bar lines cuts that bar short; of two signatures at
+    one tick the later holds.
+
+    >>> from symusic import TimeSignature
+    >>> s = Score(4); s.time_signatures.append(TimeSignature(0, 4, 4)); s.time_signatures.append(TimeSignature(24, 3, 4))
+    >>> metre_segments(s)
+    [(0, 0, 16, 4, 4), (24, 2, 12, 3, 4)]
+    """
+    signatures = sorted(((int(ts.time), int(ts.numerator), int(ts.denominator)) for ts in score.time_signatures),
+                        key=lambda sig: sig[0])
+    if not signatures or signatures[0][0] > 0:
+        signatures.insert(0, (0, 4, 4))
+    segments: list[tuple[int, int, int, int, int]] = []
+    for k, (tick, num, den) in enumerate(signatures):
+        if k + 1 < len(signatures) and signatures[k + 1][0] == tick:
+            continue
+        first = segments[-1][1] + -(-(tick - segments[-1][0]) // segments[-1][2]) if segments else 0
+        segments.append((tick, first, max(1, max(1, score.ticks_per_quarter * 4 // max(1, den)) * num), num, den))
+    return segments
+
+
 def bar_lines(score: Score) -> list[int]:
     """Ticks of the bar lines from the start to the end of the last bar the music touches, across
-    changes of metre (a signature between bar lines takes effect at the next one).
+    changes of metre (`metre_segments`).
 
     >>> from symusic import Note, TimeSignature, Track
     >>> s = Score(4); s.time_signatures.append(TimeSignature(0, 4, 4)); s.time_signatures.append(TimeSignature(32, 3, 4))
@@ -271,13 +296,10 @@ def bar_lines(score: Score) -> list[int]:
     >>> bar_lines(s)
     [0, 16, 32, 44]
     """
-    signatures = sorted(score.time_signatures, key=lambda ts: ts.time)
-    metres = [(int(ts.time), int(ts.numerator), int(ts.denominator)) for ts in signatures] or [(0, 4, 4)]
-    end, lines, k = max(score.end(), 1), [0], 0
+    segments, end, lines = metre_segments(score), max(score.end(), 1), [0]
     while lines[-1] < end:
-        while k + 1 < len(metres) and metres[k + 1][0] <= lines[-1]:
-            k += 1
-        lines.append(lines[-1] + score.ticks_per_quarter * 4 * metres[k][1] // metres[k][2])
+        tick, first, bar, _, _ = next(seg for seg in reversed(segments) if seg[1] <= len(lines))
+        lines.append(tick + (len(lines) - first) * bar)
     return lines
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from symusic import Score
 
-from musedraft.score import units_per_beat
+from musedraft.score import metre_segments, units_per_beat
 
 __all__ = ["Meter", "STRONG", "BEAT", "OFFBEAT"]
 
@@ -43,26 +43,15 @@ class Meter:
     """
 
     def __init__(self, score: Score):
-        tpq = score.ticks_per_quarter
-        sigs = sorted(((int(ts.time), int(ts.numerator), int(ts.denominator)) for ts in score.time_signatures), key=lambda s: s[0])
-        if not sigs or sigs[0][0] > 0:
-            sigs.insert(0, (0, 4, 4))
-        self.tpq = tpq
+        self.tpq = score.ticks_per_quarter
         self._segments: list[_Segment] = []
-        first_bar = 0
-        for i, (tick, num, den) in enumerate(sigs):
-            if i + 1 < len(sigs) and sigs[i + 1][0] == tick:
-                continue  # two signatures at one tick: the later one wins
-            if self._segments:
-                prev = self._segments[-1]
-                first_bar = prev.first_bar + -(-(tick - prev.tick) // prev.bar)
-            unit = max(1, tpq * 4 // max(1, den))
+        for tick, first_bar, bar, num, den in metre_segments(score):
+            unit = max(1, self.tpq * 4 // max(1, den))
             per_beat = units_per_beat(num, den)
             pulse, beats = unit * per_beat, num // per_beat
-            self._segments.append(_Segment(tick, first_bar, max(1, unit * num), unit, pulse, beats >= 4 and beats % 2 == 0,
-                                           (num, den)))
+            self._segments.append(_Segment(tick, first_bar, bar, unit, pulse, beats >= 4 and beats % 2 == 0, (num, den)))
         self._ticks = np.array([s.tick for s in self._segments], dtype=np.int64)
-        self.tolerance = max(1, tpq // 32)  # performed MIDI lands a few ticks off the grid
+        self.tolerance = max(1, self.tpq // 32)  # performed MIDI lands a few ticks off the grid
 
     def _seg(self, ticks: np.ndarray) -> np.ndarray:
         return np.searchsorted(self._ticks, ticks, side="right") - 1
